@@ -1,0 +1,153 @@
+"""Per-token attribution signals: counterfactual log-prob deltas and predictive entropy.
+
+The model-facing code (``videoktr.models``) runs the forward passes; these functions only turn
+their outputs into scores, one score per generated token.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_float, check_ndim, check_same_shape, check_tensor, compute_dtype
+
+DEFAULT_CHUNK_SIZE = 1024
+
+
+def logprob_delta(
+    logps: torch.Tensor, cf_logps: torch.Tensor, signed: bool = False
+) -> torch.Tensor:
+    """How much each generated token's log-probability moves under a counterfactual input.
+
+    ``signed=False`` (the paper, our default)::
+
+        delta_t = | log p(y_t | x) - log p(y_t | x_cf) |
+
+    ``signed=True`` (the official code)::
+
+        delta_t =   log p(y_t | x) - log p(y_t | x_cf)
+
+    where ``x_cf`` is the input with the video removed (visual signal) or its frames shuffled
+    (temporal signal). A signed delta is large when the real video *raises* the token's
+    probability; the absolute delta also ranks tokens whose probability rises without it.
+
+    Args:
+        logps: ``[B, T]`` log-probabilities of the generated tokens under the real input.
+        cf_logps: ``[B, T]`` log-probabilities of the same tokens under the counterfactual.
+            NaN marks a token for which no counterfactual exists and stays NaN in the output.
+        signed: keep the sign instead of taking the absolute value.
+
+    Returns:
+        ``[B, T]`` deltas in at least float32 (float64 stays float64).
+    """
+    check_float("logps", logps)
+    check_float("cf_logps", cf_logps)
+    check_same_shape("cf_logps", cf_logps, "logps", logps)
+    dtype = compute_dtype(torch.promote_types(logps.dtype, cf_logps.dtype))
+    delta = logps.to(dtype) - cf_logps.to(dtype)
+    return delta if signed else delta.abs()
+
+
+def _check_chunk_size(chunk_size: int | None) -> None:
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+
+
+def _entropy_from_log_probs(log_probs: torch.Tensor) -> torch.Tensor:
+    # A -inf logit (a token masked out of the vocabulary) has p = 0 and contributes 0, not NaN.
+    probs = log_probs.exp()
+    return -torch.where(probs > 0, probs * log_probs, 0.0).sum(-1)
+
+
+def token_entropy(logits: torch.Tensor, chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """Entropy of the next-token distribution at each position, in nats.
+
+    ::
+
+        H_t = - sum_w p_t(w) log p_t(w),      p_t = softmax(z_t)
+
+    computed from ``log_softmax`` (so large logits do not overflow) in at least float32, over
+    chunks of ``chunk_size`` positions so that the upcast copy of the logits never exceeds
+    ``chunk_size x vocab`` elements. Apply any sampling temperature to ``logits`` first.
+
+    Args:
+        logits: ``[..., V]`` logits of any float dtype.
+        chunk_size: positions per chunk; ``None`` processes all positions at once.
+
+    Returns:
+        ``logits.shape[:-1]`` entropies in at least float32.
+    """
+    check_float("logits", logits)
+    if logits.dim() < 1 or logits.shape[-1] == 0:
+        raise ValueError(f"logits must have a non-empty last (vocabulary) dimension, got {tuple(logits.shape)}")
+    _check_chunk_size(chunk_size)
+    dtype = compute_dtype(logits.dtype)
+    flat = logits.reshape(-1, logits.shape[-1])
+    step = chunk_size or max(flat.shape[0], 1)
+    out = torch.empty(flat.shape[0], dtype=dtype, device=logits.device)
+    for start in range(0, flat.shape[0], step):
+        chunk = flat[start : start + step].to(dtype)
+        out[start : start + step] = _entropy_from_log_probs(torch.log_softmax(chunk, dim=-1))
+    return out.reshape(logits.shape[:-1])
+
+
+def token_logps_and_entropy(
+    logits: torch.Tensor,
+    token_ids: torch.Tensor,
+    chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+    with_entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probability of the given tokens and the entropy, from one ``log_softmax`` per chunk.
+
+    ::
+
+        logp_t = log softmax(z_t)[y_t]
+        H_t    = - sum_w p_t(w) log p_t(w)
+
+    Both come from the same normalised chunk, so the entropy signal costs no extra pass. The
+    log-probabilities keep the autograd graph of ``logits``; the entropy is a score, computed
+    without gradient.
+
+    Args:
+        logits: ``[..., V]`` logits aligned with ``token_ids`` (position t predicts ``y_t``).
+        token_ids: ``logits.shape[:-1]`` integer ids in ``[0, V)``; put any id there on padding.
+        chunk_size: positions per chunk; ``None`` processes all positions at once.
+        with_entropy: set False to skip the entropy (the second return value is then None).
+
+    Returns:
+        ``(logps, entropy)``, each ``logits.shape[:-1]`` in at least float32.
+    """
+    check_float("logits", logits)
+    check_tensor("token_ids", token_ids)
+    if token_ids.dtype.is_floating_point or token_ids.dtype == torch.bool:
+        raise ValueError(f"token_ids must be an integer tensor, got dtype {token_ids.dtype}")
+    if logits.dim() < 1 or token_ids.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"token_ids must have shape logits.shape[:-1] = {tuple(logits.shape[:-1])},"
+            f" got {tuple(token_ids.shape)}"
+        )
+    _check_chunk_size(chunk_size)
+    vocab = logits.shape[-1]
+    if token_ids.numel() and (int(token_ids.min()) < 0 or int(token_ids.max()) >= vocab):
+        raise ValueError(
+            f"token_ids must lie in [0, {vocab}) (the logits' vocabulary), got values in"
+            f" [{int(token_ids.min())}, {int(token_ids.max())}]; replace padding ids such as -100"
+        )
+    dtype = compute_dtype(logits.dtype)
+    flat_logits = logits.reshape(-1, vocab)
+    flat_ids = token_ids.reshape(-1, 1).long()
+    step = chunk_size or max(flat_logits.shape[0], 1)
+    logp_chunks, entropy_chunks = [], []
+    for start in range(0, flat_logits.shape[0], step):
+        log_probs = torch.log_softmax(flat_logits[start : start + step].to(dtype), dim=-1)
+        logp_chunks.append(log_probs.gather(-1, flat_ids[start : start + step]).squeeze(-1))
+        if with_entropy:
+            with torch.no_grad():
+                entropy_chunks.append(_entropy_from_log_probs(log_probs.detach()))
+    shape = token_ids.shape
+    logps = torch.cat(logp_chunks).reshape(shape) if logp_chunks else logits.new_zeros(shape, dtype=dtype)
+    if not with_entropy:
+        return logps, None
+    entropy = torch.cat(entropy_chunks).reshape(shape) if entropy_chunks else logits.new_zeros(shape, dtype=dtype)
+    return logps, entropy
