@@ -62,3 +62,23 @@ def test_unknown_command_is_an_error(capsys):
         main(["trian"])
     assert excinfo.value.code == 2
     assert "invalid choice: 'trian'" in capsys.readouterr().err
+
+
+def test_cli_tiny_model_writes_a_loadable_model(tmp_path, capsys):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from videoktr.models import SUPPORTED_MODEL_TYPES
+    from videoktr.models.tiny import FAMILIES
+
+    assert FAMILIES == SUPPORTED_MODEL_TYPES  # every family we build has an adapter, and back
+    assert main(["tiny-model", "--family", "qwen2_5_vl", "--out", str(tmp_path / "tiny")]) == 0
+    assert str(tmp_path / "tiny") in capsys.readouterr().out
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "tiny")
+    processor = AutoProcessor.from_pretrained(tmp_path / "tiny")
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert type(processor).__name__ == "Qwen2_5_VLProcessor"
+    assert (tmp_path / "tiny" / "model.safetensors").exists()
+
+
+def test_key_token_attributor_is_exported():
+    assert "KeyTokenAttributor" in videoktr.__all__

@@ -5,6 +5,7 @@ tokens that matter: those whose probability depends on seeing the video (visual)
 in order (temporal), or where the model hesitates (entropy).
 """
 
+from .attribution import KeyTokenAttributor
 from .core import (
     group_advantages,
     grpo_loss,
@@ -18,6 +19,7 @@ from .core import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "KeyTokenAttributor",
     "__version__",
     "group_advantages",
     "grpo_loss",

@@ -33,6 +33,16 @@ def _env(_: argparse.Namespace) -> int:
     return 0
 
 
+def _tiny_model(args: argparse.Namespace) -> int:
+    """Write a tiny random model + processor to a directory, for smoke tests with no download."""
+    from videoktr.models.tiny import save_tiny_model
+
+    out = save_tiny_model(args.family, args.out, seed=args.seed)
+    print(f"wrote a tiny random {args.family} model and its processor to {out}")
+    print("load it with: AutoModelForImageTextToText.from_pretrained(DIR), AutoProcessor.from_pretrained(DIR)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from videoktr import __version__
 
@@ -44,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     env = commands.add_parser("env", help="print the versions of videoktr and its dependencies")
     env.set_defaults(handler=_env)
+
+    from videoktr.models import SUPPORTED_MODEL_TYPES  # light: transformers loads on use
+
+    tiny = commands.add_parser(
+        "tiny-model",
+        help="write a tiny random Qwen-VL model and processor to a directory (nothing is downloaded)",
+    )
+    tiny.add_argument("--family", required=True, choices=SUPPORTED_MODEL_TYPES)
+    tiny.add_argument("--out", required=True, help="output directory (created if missing)")
+    tiny.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    tiny.set_defaults(handler=_tiny_model)
     return parser
 
 

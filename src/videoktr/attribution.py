@@ -1,0 +1,185 @@
+"""KeyTokenAttributor: per-token visual, temporal and entropy scores for G completions of a prompt.
+
+    attributor = KeyTokenAttributor(model, processor)
+    scores = attributor.score(prompt_inputs, completion_ids, completion_mask)
+    key_tokens = attributor.select(scores, completion_mask, ratio=0.2)
+
+One ``score`` call runs the vision encoder once, the prompt prefix once per input variant
+(real, no-video, each shuffle), and the ``G`` completions as one batch on the cached prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from .core._checks import as_bool_mask
+from .core.permutations import sample_derangements
+from .core.selection import select_key_tokens
+from .core.signals import DEFAULT_CHUNK_SIZE, logprob_delta
+from .models import TEMPORAL_MODES, VISUAL_MODES, get_adapter
+
+SIGNALS = ("visual", "temporal", "entropy")
+
+
+class KeyTokenAttributor:
+    """Scores every generated token by how much it depends on the video, on the frame order,
+    and by the model's uncertainty, for one prompt and its ``G`` completions.
+
+    Args:
+        model: a Qwen2-VL, Qwen2.5-VL or Qwen3-VL ``...ForConditionalGeneration``.
+        processor: the model's processor (kept for callers that need its tokenizer; scoring
+            itself works on the processor's output).
+        visual_mode: ``zero_embeddings`` (default), ``drop_tokens`` or ``zero_pixels``: how the
+            video is removed (see ``QwenVLAdapter.visual_counterfactual``).
+        temporal_mode: ``permute_groups`` (default, exact and free of re-encoding) or
+            ``raw_frames`` (permute frames and re-encode, the official behaviour).
+        num_shuffles: ``K``; the temporal delta is the mean over ``K`` distinct derangements.
+        seed: seeds the derangements; successive ``score`` calls continue the same stream.
+        signals: which signals to compute (skipping one skips its forward pass).
+        signed: keep the sign of the log-prob deltas (the official code) instead of ``|.|``.
+        chunk_size: positions per ``lm_head`` chunk; bounds the logits memory.
+        temperature: divides the logits, so scores match the sampling distribution.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        processor=None,
+        visual_mode: str = "zero_embeddings",
+        temporal_mode: str = "permute_groups",
+        num_shuffles: int = 1,
+        seed: int = 0,
+        signals: Sequence[str] = SIGNALS,
+        signed: bool = False,
+        chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+        temperature: float = 1.0,
+    ) -> None:
+        if visual_mode not in VISUAL_MODES:
+            raise ValueError(f"visual_mode must be one of {', '.join(VISUAL_MODES)}; got {visual_mode!r}")
+        if temporal_mode not in TEMPORAL_MODES:
+            raise ValueError(f"temporal_mode must be one of {', '.join(TEMPORAL_MODES)}; got {temporal_mode!r}")
+        if isinstance(num_shuffles, bool) or not isinstance(num_shuffles, int) or num_shuffles < 1:
+            raise ValueError(f"num_shuffles must be a positive int, got {num_shuffles!r}")
+        unknown = [name for name in signals if name not in SIGNALS]
+        if unknown or not signals:
+            raise ValueError(f"signals must be a non-empty subset of {', '.join(SIGNALS)}; got {list(signals)}")
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+        self.model = model
+        self.processor = processor
+        self.adapter = get_adapter(model)
+        self.visual_mode = visual_mode
+        self.temporal_mode = temporal_mode
+        self.num_shuffles = num_shuffles
+        self.signals = tuple(signals)
+        self.signed = signed
+        self.chunk_size = chunk_size
+        self.temperature = float(temperature)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _check_completions(self, completion_ids, completion_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(completion_ids, torch.Tensor) or completion_ids.dim() != 2:
+            raise ValueError("completion_ids must be a [G, T] integer tensor")
+        if completion_ids.dtype.is_floating_point or completion_ids.dtype == torch.bool:
+            raise ValueError(f"completion_ids must be an integer tensor, got dtype {completion_ids.dtype}")
+        if completion_ids.shape[1] == 0:
+            raise ValueError("completion_ids has no tokens (T = 0)")
+        mask = as_bool_mask("completion_mask", completion_mask, completion_ids.shape)
+        vocab = self.adapter.lm_head.weight.shape[0]
+        if int(completion_ids.min()) < 0 or int(completion_ids.max()) >= vocab:
+            raise ValueError(
+                f"completion_ids must lie in [0, {vocab}); replace padding ids such as -100 with the pad token id"
+            )
+        return completion_ids.to(self.adapter.device), mask.to(self.adapter.device)
+
+    def _shuffle_orders(self, prompt) -> torch.Tensor | None:
+        """``[K, n]`` derangements of the video's groups (or frames, for ``raw_frames``)."""
+        groups = prompt.num_temporal_groups
+        if groups < 2:
+            return None  # an image, or a video of one temporal group: no order to change
+        items = groups * self.adapter.temporal_patch_size if self.temporal_mode == "raw_frames" else groups
+        return sample_derangements(items, self.num_shuffles, generator=self.generator)
+
+    @torch.no_grad()
+    def score(
+        self,
+        prompt_inputs: Mapping[str, torch.Tensor],
+        completion_ids: torch.Tensor,
+        completion_mask: torch.Tensor,
+    ) -> dict[str, torch.Tensor | None]:
+        """Per-token scores for ``G`` completions of one prompt.
+
+        Args:
+            prompt_inputs: the processor's output for ONE prompt (one video or image + text).
+            completion_ids: ``[G, T]`` generated token ids, right-padded with any valid id.
+            completion_mask: ``[G, T]``, true on generated tokens.
+
+        Returns:
+            ``logps`` (the real input's log-probs), ``visual``, ``temporal``, ``entropy``: ``[G, T]``
+            float32 tensors, 0 on padding; a signal that does not exist for this prompt (no
+            temporal order in an image) is NaN everywhere. ``permutation``: the order used
+            (``[n]``, or ``[K, n]`` when ``num_shuffles > 1``; groups, or frames for
+            ``raw_frames``), or None. Signals not requested in ``signals`` are absent.
+        """
+        completion_ids, mask = self._check_completions(completion_ids, completion_mask)
+        adapter = self.adapter
+        prompt = adapter.prepare(prompt_inputs)
+        features = adapter.encode(prompt)
+        kwargs = dict(chunk_size=self.chunk_size, temperature=self.temperature)
+
+        logps, entropy = adapter.score_completions(
+            adapter.real_variant(prompt, features), completion_ids, with_entropy="entropy" in self.signals, **kwargs
+        )
+        out: dict[str, torch.Tensor | None] = {"logps": logps.masked_fill(~mask, 0.0)}
+        unavailable = torch.full_like(logps, float("nan"))
+
+        if "visual" in self.signals:
+            if features:  # a text-only prompt has nothing to remove
+                variant = adapter.visual_counterfactual(prompt, features, self.visual_mode)
+                cf_logps, _ = adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs)
+                out["visual"] = logprob_delta(logps, cf_logps, signed=self.signed).masked_fill(~mask, 0.0)
+            else:
+                out["visual"] = unavailable.clone()
+
+        if "temporal" in self.signals:
+            orders = self._shuffle_orders(prompt)
+            if orders is None:
+                out["temporal"] = unavailable.clone()
+                out["permutation"] = None
+            else:
+                deltas = []
+                for order in orders:
+                    variant = adapter.temporal_counterfactual(prompt, features, order, self.temporal_mode)
+                    cf_logps, _ = adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs)
+                    deltas.append(logprob_delta(logps, cf_logps, signed=self.signed))
+                out["temporal"] = torch.stack(deltas).mean(0).masked_fill(~mask, 0.0)
+                out["permutation"] = orders[0] if len(orders) == 1 else orders
+
+        if entropy is not None:
+            out["entropy"] = entropy.masked_fill(~mask, 0.0)
+        return out
+
+    def select(
+        self,
+        scores: Mapping[str, torch.Tensor | None],
+        completion_mask: torch.Tensor,
+        ratio: float | Mapping[str, float] = 0.2,
+        signals: Sequence[str] | None = None,
+        scope: str = "group",
+        method: str = "topk",
+    ) -> torch.Tensor:
+        """The key-token mask ``[G, T]`` from ``score``'s output, with the core's
+        ``select_key_tokens`` (one group: the ``G`` completions of this prompt)."""
+        names = list(signals) if signals is not None else [name for name in SIGNALS if name in scores]
+        missing = [name for name in names if scores.get(name) is None]
+        if missing:
+            raise ValueError(f"scores has no {missing}; score() was configured with signals={list(self.signals)}")
+        chosen = {name: scores[name] for name in names}
+        mask = as_bool_mask("completion_mask", completion_mask).to(next(iter(chosen.values())).device)
+        return select_key_tokens(
+            chosen, mask, ratio=ratio, scope=scope, group_size=mask.shape[0], method=method
+        )

@@ -1,0 +1,35 @@
+"""Model adapters: one per family, chosen from ``config.model_type``.
+
+* :mod:`~videoktr.models.base` — the shared machinery (encode once, counterfactual variants,
+  prefix-cached chunked scoring).
+* :mod:`~videoktr.models.qwen2_vl`, :mod:`~videoktr.models.qwen2_5_vl`,
+  :mod:`~videoktr.models.qwen3_vl` — what each family adds.
+* :mod:`~videoktr.models.tiny` — tiny random models, tokenizer and real processors, for tests
+  and demos with nothing downloaded.
+
+Supporting a new family is one new file with a ``QwenVLAdapter`` subclass, listed below.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import TEMPORAL_MODES, VISUAL_MODES, QwenVLAdapter
+from .qwen2_5_vl import Qwen2_5_VLAdapter
+from .qwen2_vl import Qwen2VLAdapter
+from .qwen3_vl import Qwen3VLAdapter
+
+ADAPTERS: tuple[type[QwenVLAdapter], ...] = (Qwen2VLAdapter, Qwen2_5_VLAdapter, Qwen3VLAdapter)
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(t for adapter in ADAPTERS for t in adapter.model_types)
+
+
+def get_adapter(model: torch.nn.Module) -> QwenVLAdapter:
+    """The adapter for ``model``'s family, from ``model.config.model_type``."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    for adapter in ADAPTERS:
+        if model_type in adapter.model_types:
+            return adapter(model)
+    raise ValueError(f"no adapter for model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+
+
+__all__ = ["ADAPTERS", "SUPPORTED_MODEL_TYPES", "TEMPORAL_MODES", "VISUAL_MODES", "QwenVLAdapter", "get_adapter"]
