@@ -1,0 +1,316 @@
+"""Training configuration: TRL's names where the concept is the same, TrainingArguments for the rest.
+
+A run's configuration is merged in this order, each layer overriding the one before:
+
+1. the field defaults below,
+2. a ``preset`` (one word for the paper's configuration or a baseline, see ``PRESETS``),
+3. a YAML file (``--config recipe.yaml``, read with ``yaml.safe_load``),
+4. command-line flags (``--ktr_ratio 0.3``).
+
+Unknown keys and bad values raise ``ConfigError`` naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from ..core.losses import AGGREGATIONS
+from ..core.selection import SELECTION_METHODS, SOFT_WEIGHTINGS
+from ..models.base import TEMPORAL_MODES, VISUAL_MODES
+
+TOKEN_SELECTIONS = ("ktr", "entropy", "none")
+KTR_SIGNALS = ("visual", "temporal", "entropy")
+KTR_SCOPES = ("sequence", "group", "batch")
+KTR_DELTAS = ("abs", "signed")
+KTR_WEIGHTINGS = ("hard", *SOFT_WEIGHTINGS)
+REWARD_SCALES = ("std", "none")
+BAD_SAMPLE_POLICIES = ("skip", "raise")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or its value is not allowed."""
+
+
+# Each preset sets only what defines the method; everything else keeps its default, and any
+# key given in the YAML file or on the command line overrides the preset.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Video-KTR (the paper): the union of the top 20% visual, temporal and entropy tokens of
+    # each prompt's group, hard mask, clipped GRPO with the KL term masked alike.
+    "video_ktr": {
+        "token_selection": "ktr",
+        "ktr_signals": list(KTR_SIGNALS),
+        "ktr_ratio": "0.2",
+        "ktr_scope": "group",
+        "ktr_weighting": "hard",
+        "temporal_reward_bonus": False,
+    },
+    # Vanilla GRPO: every completion token is updated.
+    "grpo": {"token_selection": "none", "temporal_reward_bonus": False},
+    # T-GRPO (Video-R1): vanilla GRPO plus the reward bonus for beating the shuffled video.
+    "t_grpo": {"token_selection": "none", "temporal_reward_bonus": True},
+    # "Beyond the 80/20 rule": only the top 20% highest-entropy tokens, thresholded over the batch.
+    "entropy_80_20": {
+        "token_selection": "entropy",
+        "ktr_ratio": "0.2",
+        "ktr_scope": "batch",
+        "ktr_method": "quantile",
+        "ktr_weighting": "hard",
+        "temporal_reward_bonus": False,
+    },
+}
+
+
+def _choice(key: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
+
+
+def parse_ratio(value: Any, key: str = "ktr_ratio") -> float | dict[str, float]:
+    """``0.2``, ``"0.2"``, ``{"visual": 0.2, ...}`` or ``"visual=0.2,temporal=0.1"`` -> float or mapping."""
+    if isinstance(value, Mapping):
+        items = dict(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        items = None
+        number = float(value)
+    elif isinstance(value, str) and "=" in value:
+        items = {}
+        for part in value.split(","):
+            name, _, number_text = part.partition("=")
+            items[name.strip()] = number_text.strip()
+    elif isinstance(value, str):
+        items = None
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{key}={value!r} is not a number or 'signal=ratio,...' list") from None
+    else:
+        raise ConfigError(f"{key}={value!r} must be a number in [0, 1] or a mapping signal -> ratio")
+    if items is None:
+        if not 0.0 <= number <= 1.0:
+            raise ConfigError(f"{key}={value!r} must lie in [0, 1]")
+        return number
+    ratios = {}
+    for name, raw in items.items():
+        if name not in KTR_SIGNALS:
+            raise ConfigError(f"{key} names an unknown signal {name!r}; signals are: {', '.join(KTR_SIGNALS)}")
+        ratios[name] = parse_ratio(raw, f"{key}[{name}]")
+    return ratios
+
+
+@dataclass
+class VideoGRPOConfig(TrainingArguments):
+    """Everything a ``videoktr train`` run needs. TrainingArguments' fields (learning rate,
+    batch sizes, checkpointing, ``report_to``, DeepSpeed/FSDP) work as in any Trainer;
+    ``per_device_train_batch_size`` counts *prompts*, each expanded to ``num_generations``
+    completions on the same process."""
+
+    # ---------------------------------------------------------------- what to train on
+    model: str | None = field(default=None, metadata={"help": "local directory of the policy model"})
+    dataset: str | None = field(default=None, metadata={"help": "Video-R1 format .json or .jsonl file"})
+    data_root: str | None = field(
+        default=None, metadata={"help": "directory that relative media paths resolve against (default: the dataset's)"}
+    )
+    preset: str | None = field(
+        default=None, metadata={"help": f"one of {', '.join(PRESETS)}; individual keys override it"}
+    )
+    fps: float = field(default=2.0, metadata={"help": "frames sampled per second of video"})
+    min_frames: int = field(default=4, metadata={"help": "fewest frames sampled per video"})
+    max_frames: int = field(default=16, metadata={"help": "most frames sampled per video"})
+    max_pixels: int | None = field(
+        default=None, metadata={"help": "pixel budget handed to the processor (per frame; whole clip for Qwen3-VL)"}
+    )
+    on_bad_sample: str = field(
+        default="skip", metadata={"help": "a missing/corrupt video or malformed row: 'skip' (count, warn) or 'raise'"}
+    )
+
+    # ---------------------------------------------------------------- rollouts (TRL's names)
+    num_generations: int = field(default=8, metadata={"help": "completions sampled per prompt (G)"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling probability mass"})
+    max_prompt_length: int | None = field(
+        default=None, metadata={"help": "longest prompt in tokens, video included; longer prompts are an error"}
+    )
+    max_completion_length: int = field(default=768, metadata={"help": "most tokens generated per completion"})
+    num_iterations: int = field(default=1, metadata={"help": "policy updates per batch of rollouts (mu)"})
+
+    # ---------------------------------------------------------------- objective
+    beta: float = field(default=0.04, metadata={"help": "KL coefficient towards the reference model"})
+    epsilon: float = field(default=0.2, metadata={"help": "lower clip range: ratio >= 1 - epsilon"})
+    epsilon_high: float | None = field(default=None, metadata={"help": "upper clip range (default: epsilon)"})
+    loss_aggregation: str = field(default="seq_mean", metadata={"help": f"one of {', '.join(AGGREGATIONS)}"})
+    scale_rewards: str = field(default="std", metadata={"help": "advantage scaling: 'std' (GRPO) or 'none'"})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy", "format"],
+        metadata={"help": "built-in names (accuracy, format) or module:function"},
+    )
+    reward_weights: list[float] | None = field(default=None, metadata={"help": "one weight per reward function"})
+
+    # ---------------------------------------------------------------- key-token selection
+    token_selection: str = field(default="ktr", metadata={"help": f"one of {', '.join(TOKEN_SELECTIONS)}"})
+    ktr_signals: list[str] = field(default_factory=lambda: list(KTR_SIGNALS), metadata={"help": "signals in the union"})
+    ktr_ratio: str = field(default="0.2", metadata={"help": "share selected per signal: 0.2 or 'visual=0.2,temporal=0.1'"})
+    ktr_scope: str = field(default="group", metadata={"help": f"selection unit: {', '.join(KTR_SCOPES)}"})
+    ktr_method: str = field(default="topk", metadata={"help": f"{', '.join(SELECTION_METHODS)} (quantile: the official rule)"})
+    ktr_delta: str = field(default="abs", metadata={"help": "log-prob deltas: 'abs' (paper) or 'signed' (official code)"})
+    ktr_weighting: str = field(default="hard", metadata={"help": f"one of {', '.join(KTR_WEIGHTINGS)}"})
+    ktr_temperature: float | None = field(default=None, metadata={"help": "soft weighting temperature"})
+    visual_mode: str = field(default="zero_embeddings", metadata={"help": f"one of {', '.join(VISUAL_MODES)}"})
+    temporal_mode: str = field(default="permute_groups", metadata={"help": f"one of {', '.join(TEMPORAL_MODES)}"})
+    num_shuffles: int = field(default=1, metadata={"help": "derangements averaged for the temporal signal"})
+    mask_kl: bool = field(default=True, metadata={"help": "apply the key-token mask to the KL term too"})
+    attribution_chunk_size: int = field(default=1024, metadata={"help": "positions per lm_head chunk"})
+
+    # ---------------------------------------------------------------- T-GRPO baseline
+    temporal_reward_bonus: bool = field(default=False, metadata={"help": "T-GRPO's shuffled-video reward bonus"})
+    temporal_bonus_threshold: float = field(default=0.8, metadata={"help": "bonus when acc >= this x shuffled acc"})
+    temporal_bonus: float = field(default=0.3, metadata={"help": "added to correct completions' reward"})
+
+    # ---------------------------------------------------------------- observability
+    rollout_dump_steps: int = field(default=0, metadata={"help": "write a JSONL rollout dump every N steps (0: never)"})
+
+    # TrainingArguments defaults that suit RL: log every step, keep our dataset's columns.
+    logging_steps: float = field(default=1, metadata={"help": "log every N steps"})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "kept False: samples are not tensors"})
+
+    def __post_init__(self) -> None:
+        _choice("token_selection", self.token_selection, TOKEN_SELECTIONS)
+        _choice("ktr_scope", self.ktr_scope, KTR_SCOPES)
+        _choice("ktr_method", self.ktr_method, SELECTION_METHODS)
+        _choice("ktr_delta", self.ktr_delta, KTR_DELTAS)
+        _choice("ktr_weighting", self.ktr_weighting, KTR_WEIGHTINGS)
+        _choice("visual_mode", self.visual_mode, VISUAL_MODES)
+        _choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
+        _choice("loss_aggregation", self.loss_aggregation, AGGREGATIONS)
+        _choice("scale_rewards", self.scale_rewards, REWARD_SCALES)
+        _choice("on_bad_sample", self.on_bad_sample, BAD_SAMPLE_POLICIES)
+        if self.preset is not None:
+            _choice("preset", self.preset, tuple(PRESETS))
+        for name in self.ktr_signals:
+            _choice("ktr_signals", name, KTR_SIGNALS)
+        if not self.ktr_signals and self.token_selection == "ktr":
+            raise ConfigError("ktr_signals is empty; token_selection 'ktr' needs at least one of visual, temporal, entropy")
+        self.ktr_ratios = parse_ratio(self.ktr_ratio)
+        if isinstance(self.ktr_ratios, dict):
+            missing = [name for name in self.selected_signals if name not in self.ktr_ratios]
+            if missing:
+                raise ConfigError(f"ktr_ratio gives no ratio for {missing}; give one per signal in ktr_signals")
+        positive_ints = ("num_generations", "max_completion_length", "num_iterations", "num_shuffles",
+                         "attribution_chunk_size", "min_frames", "max_frames")
+        for key in positive_ints:
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key}={value!r} must be a positive integer")
+        if self.min_frames > self.max_frames:
+            raise ConfigError(f"min_frames={self.min_frames} is larger than max_frames={self.max_frames}")
+        if self.num_generations < 2:
+            raise ConfigError("num_generations must be at least 2: GRPO's advantage compares completions of a prompt")
+        for key in ("fps", "temperature"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be positive")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p={self.top_p!r} must lie in (0, 1]")
+        for key in ("beta", "epsilon"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be non-negative")
+        if self.epsilon_high is None:
+            self.epsilon_high = self.epsilon
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
+            raise ConfigError(
+                f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_funcs)} reward_funcs"
+            )
+        if self.rollout_dump_steps < 0:
+            raise ConfigError(f"rollout_dump_steps={self.rollout_dump_steps} must be >= 0")
+        super().__post_init__()
+
+    @property
+    def selected_signals(self) -> tuple[str, ...]:
+        """The signals whose top tokens form the mask (none for vanilla GRPO)."""
+        if self.token_selection == "ktr":
+            return tuple(self.ktr_signals)
+        if self.token_selection == "entropy":
+            return ("entropy",)
+        return ()
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def config_keys() -> list[str]:
+    return [f.name for f in fields(VideoGRPOConfig) if f.init]
+
+
+def _check_keys(values: Mapping[str, Any], source: str) -> None:
+    known = set(config_keys())
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; see `videoktr train --help` for every key"
+            raise ConfigError(f"unknown key {key!r} in {source}{hint}")
+
+
+def _as_argv(values: Mapping[str, Any]) -> list[str]:
+    """Config values as command-line tokens, so one parser gives flags and files the same types."""
+    argv = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv += [f"--{key}", "true" if value else "false"]
+        elif isinstance(value, (list, tuple)):
+            argv += [f"--{key}", *map(str, value)]
+        elif isinstance(value, Mapping):
+            text = ",".join(f"{k}={v}" for k, v in value.items()) if key == "ktr_ratio" else json.dumps(dict(value))
+            argv += [f"--{key}", text]
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    with path.open() as handle:
+        values = yaml.safe_load(handle) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of key: value, not {type(values).__name__}")
+    _check_keys(values, str(path))
+    return values
+
+
+def _given_keys(argv: Sequence[str]) -> set[str]:
+    return {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")}
+
+
+def load_config(argv: Sequence[str] = (), config_file: str | Path | None = None, **overrides: Any) -> VideoGRPOConfig:
+    """Merge defaults <- preset <- YAML file <- ``overrides`` (keyword) <- ``argv`` flags."""
+    file_values = read_yaml(config_file) if config_file is not None else {}
+    _check_keys(overrides, "the arguments")
+    flag_keys = _given_keys(argv)
+    _check_keys({key: None for key in flag_keys}, "the command line")
+    preset = None
+    for source in (file_values, overrides):
+        preset = source.get("preset", preset)
+    argv = list(argv)
+    if "--preset" in argv:
+        preset = argv[argv.index("--preset") + 1]
+    preset_values = {}
+    if preset is not None:
+        _choice("preset", preset, tuple(PRESETS))
+        preset_values = PRESETS[preset]
+    merged = [*_as_argv(preset_values), *_as_argv(file_values), *_as_argv(overrides), *argv]
+    parser = HfArgumentParser(VideoGRPOConfig)
+    try:
+        (config,) = parser.parse_args_into_dataclasses(args=merged)
+    except SystemExit as exit_:  # argparse prints its own message (a bad type) before exiting
+        raise ConfigError("invalid configuration value; see the message above") from exit_
+    return config

@@ -1,0 +1,102 @@
+"""Training configuration: presets, YAML, flags, and clear errors."""
+
+import pytest
+
+from videoktr.train.config import PRESETS, ConfigError, VideoGRPOConfig, load_config, parse_ratio
+
+
+@pytest.fixture
+def out(tmp_path):
+    return ["--output_dir", str(tmp_path / "run")]
+
+
+def write_yaml(tmp_path, text):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_papers_choices(out):
+    config = load_config(out)
+    assert config.token_selection == "ktr"
+    assert config.selected_signals == ("visual", "temporal", "entropy")
+    assert config.ktr_ratios == 0.2 and config.ktr_scope == "group" and config.ktr_weighting == "hard"
+    assert config.visual_mode == "zero_embeddings" and config.temporal_mode == "permute_groups"
+    assert config.loss_aggregation == "seq_mean" and config.mask_kl is True
+    assert config.epsilon_high == config.epsilon == 0.2
+    assert config.fps == 2.0 and (config.min_frames, config.max_frames) == (4, 16)
+    assert isinstance(config, VideoGRPOConfig) and config.logging_steps == 1
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_each_preset_sets_its_keys(preset, out):
+    config = load_config(["--preset", preset, *out])
+    for key, value in PRESETS[preset].items():
+        assert getattr(config, key) == value, key
+
+
+def test_presets_select_the_papers_token_sets(out):
+    assert load_config(["--preset", "grpo", *out]).selected_signals == ()
+    assert load_config(["--preset", "t_grpo", *out]).temporal_reward_bonus is True
+    entropy = load_config(["--preset", "entropy_80_20", *out])
+    assert entropy.selected_signals == ("entropy",) and entropy.ktr_method == "quantile"
+
+
+def test_yaml_overrides_preset_and_flags_override_yaml(tmp_path, out):
+    recipe = write_yaml(tmp_path, "preset: entropy_80_20\nktr_scope: group\nnum_generations: 4\nbeta: 0.01\n")
+    config = load_config(["--beta", "0.0", *out], config_file=recipe)
+    assert config.token_selection == "entropy"  # from the preset
+    assert config.ktr_scope == "group"  # the YAML beats the preset
+    assert config.num_generations == 4
+    assert config.beta == 0.0  # the flag beats the YAML
+
+
+def test_per_signal_ratios_from_yaml_mapping_and_flag_string(tmp_path, out):
+    recipe = write_yaml(tmp_path, "ktr_ratio: {visual: 0.3, temporal: 0.2, entropy: 0.1}\n")
+    assert load_config(out, config_file=recipe).ktr_ratios == {"visual": 0.3, "temporal": 0.2, "entropy": 0.1}
+    config = load_config(["--ktr_signals", "visual", "entropy", "--ktr_ratio", "visual=0.25,entropy=0.1", *out])
+    assert config.ktr_ratios == {"visual": 0.25, "entropy": 0.1}
+    assert parse_ratio(0.5) == 0.5
+
+
+def test_keyword_overrides_for_library_use(tmp_path):
+    config = load_config(preset="grpo", output_dir=str(tmp_path), num_generations=3, ktr_signals=["visual"])
+    assert config.num_generations == 3 and config.token_selection == "none"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ktr_scop", "group"], "unknown key 'ktr_scop' in the command line; did you mean ktr_scope"),
+        (["--ktr_scope", "prompt"], "ktr_scope='prompt' is not allowed; choose one of: sequence, group, batch"),
+        (["--token_selection", "all"], "token_selection='all' is not allowed; choose one of: ktr, entropy, none"),
+        (["--ktr_weighting", "gauss"], "choose one of: hard, softmax, sigmoid, linear, exponential"),
+        (["--visual_mode", "blur"], "choose one of: zero_embeddings, drop_tokens, zero_pixels"),
+        (["--ktr_signals", "visual", "audio"], "ktr_signals='audio' is not allowed"),
+        (["--ktr_ratio", "1.5"], r"ktr_ratio='1.5' must lie in \[0, 1\]"),
+        (["--ktr_ratio", "lots"], "is not a number"),
+        (["--ktr_ratio", "audio=0.2"], "unknown signal 'audio'"),
+        (["--ktr_ratio", "visual=0.2"], r"gives no ratio for \['temporal', 'entropy'\]"),
+        (["--preset", "ppo"], "preset='ppo' is not allowed; choose one of: video_ktr, grpo, t_grpo, entropy_80_20"),
+        (["--num_generations", "1"], "num_generations must be at least 2"),
+        (["--min_frames", "8", "--max_frames", "4"], "min_frames=8 is larger than max_frames=4"),
+        (["--top_p", "0"], r"top_p=0.0 must lie in \(0, 1\]"),
+        (["--reward_weights", "1.0"], "reward_weights has 1 values for 2 reward_funcs"),
+        (["--loss_aggregation", "mean"], "loss_aggregation='mean' is not allowed"),
+        (["--on_bad_sample", "ignore"], "on_bad_sample='ignore' is not allowed; choose one of: skip, raise"),
+    ],
+)
+def test_errors_name_the_key_and_the_allowed_values(argv, message, out):
+    with pytest.raises(ConfigError, match=message):
+        load_config([*argv, *out])
+
+
+def test_yaml_errors(tmp_path, out):
+    with pytest.raises(ConfigError, match="unknown key 'num_generation' in .*recipe.yaml; did you mean num_generations"):
+        load_config(out, config_file=write_yaml(tmp_path, "num_generation: 4\n"))
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(out, config_file=write_yaml(tmp_path, "- a\n- b\n"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(out, config_file=tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="unknown key 'ratio' in the arguments"):
+        load_config(out, ratio=0.2)
