@@ -1,0 +1,67 @@
+"""The data layer of the video GRPO trainer: decoding, Video-R1 datasets and prompts.
+
+* ``video``: PyAV decoding of sampled frames with exact indices and timing
+  (``decode_video``, ``sample_frame_indices``, ``DecodedVideo``), and ``load_image``.
+* ``dataset``: Video-R1 ``.json`` / ``.jsonl`` files, validated row by row at load time, media
+  decoded on demand with broken files skipped and counted (``VideoR1Dataset``).
+* ``prompts``: the think/answer prompt and the processor call for Qwen2-VL, Qwen2.5-VL and
+  Qwen3-VL (``build_messages``, ``build_prompt_inputs``).
+"""
+
+from .dataset import (
+    DATA_TYPES,
+    PROBLEM_TYPES,
+    BadSampleWarning,
+    DatasetError,
+    MediaSample,
+    Sample,
+    SkippedMedia,
+    SkippedRow,
+    VideoR1Dataset,
+    load_media,
+    resolve_media_path,
+)
+from .prompts import (
+    ANSWER_FORMAT_INSTRUCTIONS,
+    REASONING_INSTRUCTION,
+    build_messages,
+    build_prompt_inputs,
+    build_prompt_text,
+    format_options,
+    pixel_budget_size,
+)
+from .video import (
+    DecodedVideo,
+    ImageDecodeError,
+    VideoDecodeError,
+    decode_video,
+    load_image,
+    sample_frame_indices,
+)
+
+__all__ = [
+    "ANSWER_FORMAT_INSTRUCTIONS",
+    "DATA_TYPES",
+    "PROBLEM_TYPES",
+    "REASONING_INSTRUCTION",
+    "BadSampleWarning",
+    "DatasetError",
+    "DecodedVideo",
+    "ImageDecodeError",
+    "MediaSample",
+    "Sample",
+    "SkippedMedia",
+    "SkippedRow",
+    "VideoDecodeError",
+    "VideoR1Dataset",
+    "build_messages",
+    "build_prompt_inputs",
+    "build_prompt_text",
+    "decode_video",
+    "format_options",
+    "load_image",
+    "load_media",
+    "pixel_budget_size",
+    "resolve_media_path",
+    "sample_frame_indices",
+]
