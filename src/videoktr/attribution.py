@@ -37,7 +37,8 @@ class KeyTokenAttributor:
             ``raw_frames`` (permute frames and re-encode, the official behaviour).
         num_shuffles: ``K``; the temporal delta is the mean over ``K`` distinct derangements.
         seed: seeds the derangements; successive ``score`` calls continue the same stream.
-        signals: which signals to compute (skipping one skips its forward pass).
+        signals: which signals to compute (skipping one skips its forward pass); ``()``
+            computes only the real log-probs (a trainer's old or reference log-probs).
         signed: keep the sign of the log-prob deltas (the official code) instead of ``|.|``.
         chunk_size: positions per ``lm_head`` chunk; bounds the logits memory.
         temperature: divides the logits, so scores match the sampling distribution.
@@ -63,8 +64,8 @@ class KeyTokenAttributor:
         if isinstance(num_shuffles, bool) or not isinstance(num_shuffles, int) or num_shuffles < 1:
             raise ValueError(f"num_shuffles must be a positive int, got {num_shuffles!r}")
         unknown = [name for name in signals if name not in SIGNALS]
-        if unknown or not signals:
-            raise ValueError(f"signals must be a non-empty subset of {', '.join(SIGNALS)}; got {list(signals)}")
+        if unknown:
+            raise ValueError(f"signals must be a subset of {', '.join(SIGNALS)}; got {list(signals)}")
         if not isinstance(temperature, (int, float)) or not temperature > 0:
             raise ValueError(f"temperature must be a positive number, got {temperature!r}")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):

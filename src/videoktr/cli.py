@@ -43,6 +43,30 @@ def _tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """Merge preset <- YAML <- flags into a VideoGRPOConfig and run the training recipe."""
+    from videoktr.train.config import ConfigError, load_config
+    from videoktr.train.run import train
+
+    try:
+        config = load_config(args.overrides, config_file=args.config)
+        train(config)
+    except ConfigError as error:
+        print(f"videoktr train: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_train_keys() -> None:
+    from videoktr.train.config import VideoGRPOConfig
+
+    import dataclasses
+
+    for item in dataclasses.fields(VideoGRPOConfig):
+        if item.init and item.metadata.get("help") and item.name in VideoGRPOConfig.__annotations__:
+            print(f"  --{item.name:<26} {item.metadata['help']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from videoktr import __version__
 
@@ -65,12 +89,33 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--out", required=True, help="output directory (created if missing)")
     tiny.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
     tiny.set_defaults(handler=_tiny_model)
+
+    train = commands.add_parser(
+        "train",
+        help="GRPO with key-token reinforcement on a local model and a Video-R1 format dataset",
+        description=(
+            "Train with GRPO and key-token reinforcement. Every configuration key (see --help-keys, and any "
+            "transformers TrainingArguments key) can be set in the YAML file given by --config and overridden "
+            "by a flag, e.g. --ktr_ratio 0.3. Common flags: --preset {video_ktr,grpo,t_grpo,entropy_80_20} "
+            "--model PATH --dataset FILE --output_dir DIR --resume_from_checkpoint {latest,PATH}."
+        ),
+    )
+    train.add_argument("--config", help="YAML recipe (read with yaml.safe_load)")
+    train.add_argument("--help-keys", action="store_true", help="list videoktr's own configuration keys and exit")
+    train.set_defaults(handler=_train)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "handler", None) is _train:
+        if args.help_keys:
+            _print_train_keys()
+            return 0
+        args.overrides = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0

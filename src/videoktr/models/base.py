@@ -333,3 +333,71 @@ class QwenVLAdapter:
         out_logps = torch.cat(logps).reshape(token_ids.shape)
         out_entropy = torch.cat(entropy).reshape(token_ids.shape) if with_entropy else None
         return out_logps, out_entropy
+
+    # ------------------------------------------------------------------ the training forward
+
+    @staticmethod
+    def _repeat_features(output, times: int):
+        """An encoder output whose per-item tuples hold ``times`` copies (one per sequence)."""
+        fields = {"pooler_output": tuple(output.pooler_output) * times}
+        deepstack = getattr(output, "deepstack_features", None)
+        if deepstack is not None:
+            fields["deepstack_features"] = [tuple(layer) * times for layer in deepstack]
+        return type(output)(**fields)
+
+    def policy_logps(
+        self,
+        forward: Callable,
+        prompt: PromptInputs,
+        completion_ids: torch.Tensor,
+        chunk_size: int | None,
+        temperature: float = 1.0,
+        share_prefix: bool = True,
+    ) -> torch.Tensor:
+        """Log-probs ``[G, T]`` of the completions *with gradient*, for the loss.
+
+        ``forward`` is the (possibly DDP/DeepSpeed-wrapped) model's ``__call__``: exactly one
+        call goes through it per prompt, so a distributed wrapper sees one forward per backward.
+        The vision encoder and, with ``share_prefix``, the prompt prefix run on the inner
+        modules with gradient: their parameters' gradients reach the same backward pass.
+
+        ``share_prefix=False`` (needed under gradient checkpointing, which drops KV caches)
+        runs ``[G, P + T]`` full sequences instead, still encoding the video once.
+        """
+        features = self.encode(prompt)
+        variant = self.real_variant(prompt, features)
+        num_completions, length = completion_ids.shape
+        positions = self.rope_positions(variant, length)
+        prompt_length = variant.input_ids.shape[1]
+        if share_prefix:
+            prompt_out = self.inner(
+                input_ids=variant.input_ids,
+                position_ids=positions[:, :, :prompt_length],
+                mm_encoder_outputs=dict(features) or None,
+                use_cache=True,
+            )
+            cache = prompt_out.cache
+            cache.batch_repeat_interleave(num_completions)
+            first_logits = self.lm_head(prompt_out.last_hidden_state[:, -1:]).expand(num_completions, -1, -1)
+            out = forward(
+                input_ids=completion_ids,
+                position_ids=positions[:, :, prompt_length:].expand(3, num_completions, length),
+                cache=cache,
+                use_cache=True,
+            )
+            logits = torch.cat([first_logits, out.logits[:, :-1]], dim=1)
+        else:
+            full_ids = torch.cat([variant.input_ids.expand(num_completions, -1), completion_ids], dim=1)
+            repeated = {key: self._repeat_features(output, num_completions) for key, output in features.items()}
+            out = forward(
+                input_ids=full_ids,
+                position_ids=positions.expand(3, num_completions, -1),
+                mm_encoder_outputs=repeated or None,
+                use_cache=False,
+                logits_to_keep=length + 1,
+            )
+            logits = out.logits[:, :-1]
+        if temperature != 1.0:
+            logits = logits / temperature
+        logps, _ = token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=False)
+        return logps

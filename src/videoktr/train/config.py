@@ -175,7 +175,9 @@ class VideoGRPOConfig(TrainingArguments):
     # ---------------------------------------------------------------- observability
     rollout_dump_steps: int = field(default=0, metadata={"help": "write a JSONL rollout dump every N steps (0: never)"})
 
-    # TrainingArguments defaults that suit RL: log every step, keep our dataset's columns.
+    # TrainingArguments defaults that suit RL: one prompt per device (the paper's setting; its G
+    # completions make the batch), log every step, keep our dataset's columns.
+    per_device_train_batch_size: int = field(default=1, metadata={"help": "prompts per device per micro-step"})
     logging_steps: float = field(default=1, metadata={"help": "log every N steps"})
     remove_unused_columns: bool = field(default=False, metadata={"help": "kept False: samples are not tensors"})
 

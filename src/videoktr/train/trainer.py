@@ -1,0 +1,487 @@
+"""VideoGRPOTrainer: GRPO for video LLMs on transformers.Trainer, with key-token reinforcement.
+
+One optimizer step, per prompt on each process:
+
+    rollout      G completions sampled from the policy (``rollout.generate_completions``)
+    reward       every reward function on every completion; T-GRPO's bonus if enabled
+    advantage    group-relative: (r - mean_group r) / (std_group r + eps)
+    attribution  ``KeyTokenAttributor``: real log-probs (the old log-probs), and the visual,
+                 temporal and entropy scores the token selection needs
+    selection    the key-token mask (or soft weights) over the micro-batch
+    loss         clipped GRPO on key tokens (``core.grpo_loss``), one backward per prompt
+
+Everything the Trainer already does — optimizer, scheduler, gradient accumulation,
+checkpointing and resuming, logging to ``report_to``, DeepSpeed/FSDP through accelerate —
+stays the Trainer's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Sampler
+from transformers import Trainer
+
+from ..attribution import KeyTokenAttributor
+from ..core.advantages import group_advantages
+from ..core.losses import grpo_loss
+from ..core.permutations import sample_derangements
+from ..core.selection import select_key_tokens, soft_token_weights
+from ..data.dataset import Sample, VideoR1Dataset, load_media
+from ..data.prompts import build_prompt_inputs
+from ..data.video import DecodedVideo, ImageDecodeError, VideoDecodeError
+from ..models import get_adapter
+from ..rewards import compute_rewards, load_reward_function
+from .config import ConfigError, VideoGRPOConfig
+from .rollout import generate_completions
+
+# How many replacement samples are tried when a sample's media cannot be decoded.
+_MAX_REPLACEMENTS = 32
+
+
+class RepeatBatchSampler(Sampler[int]):
+    """Shuffled indices in which each chunk of ``chunk_size`` is repeated ``repeat_count`` times.
+
+    With ``chunk_size`` = the prompts one optimizer step consumes on all processes and
+    ``repeat_count`` = ``num_iterations``, the ``mu`` updates of GRPO see the same prompts and
+    the trainer reuses their rollouts instead of generating new ones.
+    """
+
+    def __init__(self, num_items: int, chunk_size: int, repeat_count: int, seed: int) -> None:
+        self.num_items, self.chunk_size, self.repeat_count, self.seed = num_items, chunk_size, repeat_count, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_items / self.chunk_size) * self.chunk_size * self.repeat_count
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.num_items, generator=generator).tolist()
+        order += order[: (-len(order)) % self.chunk_size]  # fill the last chunk by wrapping around
+        for start in range(0, len(order), self.chunk_size):
+            chunk = order[start : start + self.chunk_size]
+            for _ in range(self.repeat_count):
+                yield from chunk
+
+
+def _identity_collate(samples: list[Sample]) -> list[Sample]:
+    return samples
+
+
+class VideoGRPOTrainer(Trainer):
+    """GRPO with key-token reinforcement for Qwen2-VL, Qwen2.5-VL and Qwen3-VL.
+
+    Args:
+        model: the policy (a loaded ``...ForConditionalGeneration``).
+        args: a ``VideoGRPOConfig``.
+        train_dataset: a ``VideoR1Dataset``.
+        processing_class: the model's processor.
+        ref_model: the frozen reference for the KL term; defaults to a copy of ``model`` taken
+            at construction when ``args.beta > 0``.
+        callbacks: extra ``TrainerCallback``s.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        args: VideoGRPOConfig,
+        train_dataset: VideoR1Dataset,
+        processing_class,
+        ref_model: torch.nn.Module | None = None,
+        callbacks=None,
+    ) -> None:
+        if not isinstance(args, VideoGRPOConfig):
+            raise ConfigError("args must be a VideoGRPOConfig (see videoktr.train.load_config)")
+        get_adapter(model)  # fails early, naming the supported families
+        self.reward_functions = {name: load_reward_function(name) for name in args.reward_funcs}
+        self.reward_weights = args.reward_weights
+        if ref_model is None and args.beta > 0:
+            ref_model = copy.deepcopy(model)
+        if ref_model is not None:
+            ref_model.eval().requires_grad_(False)
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            processing_class=processing_class,
+            data_collator=_identity_collate,
+            callbacks=callbacks,
+        )
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            if args.per_device_train_batch_size != 1:
+                raise ConfigError(
+                    "per_device_train_batch_size must be 1 under DeepSpeed or FSDP (one prompt, i.e. one "
+                    "forward, per backward); scale the batch with gradient_accumulation_steps"
+                )
+        self.ref_model = None
+        if ref_model is not None:
+            if self.is_deepspeed_enabled:
+                self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+            else:
+                self.ref_model = ref_model.to(self.accelerator.device)
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._rollout_buffer: dict[int, list[dict[str, Any]]] = {}
+        self._micro_step = 0
+        self._bad_samples: set[str] = set()  # locations of samples whose media failed to decode
+
+    # ------------------------------------------------------------------ data
+
+    def _get_train_sampler(self, train_dataset=None) -> Sampler:
+        args = self.args
+        chunk = args.per_device_train_batch_size * args.gradient_accumulation_steps * self.accelerator.num_processes
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return RepeatBatchSampler(len(dataset), chunk, args.num_iterations, seed=args.seed)
+
+    def _decode(self, sample: Sample) -> tuple[Sample, DecodedVideo | torch.Tensor]:
+        """The sample's media; if it cannot be decoded, the next decodable sample (counted)."""
+        dataset: VideoR1Dataset = self.train_dataset
+        args = self.args
+        if not hasattr(self, "_sample_positions"):
+            self._sample_positions = {id(s): i for i, s in enumerate(dataset.samples)}
+        start = self._sample_positions.get(id(sample), 0)
+        for attempt in range(_MAX_REPLACEMENTS):
+            candidate = dataset.samples[(start + attempt) % len(dataset)]
+            if candidate.location in self._bad_samples:
+                continue  # known bad: skipped again without a second warning or count
+            try:
+                return candidate, load_media(candidate, args.fps, args.min_frames, args.max_frames)
+            except (VideoDecodeError, ImageDecodeError) as error:
+                dataset.record_skipped_media(candidate, str(error))  # raises under on_bad_sample="raise"
+                self._bad_samples.add(candidate.location)
+        raise RuntimeError(f"{_MAX_REPLACEMENTS} samples in a row could not be decoded; check {dataset.dataset_file}")
+
+    # ------------------------------------------------------------------ rollouts
+
+    def _unwrapped(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def _prompt_seed(self, slot: int) -> int:
+        # Distinct per step, process and prompt, and reproducible on resume.
+        return hash((self.args.seed, self.state.global_step, self.accelerator.process_index, slot)) % (2**63)
+
+    def _attributor(self, model, signals: Sequence[str], seed: int) -> KeyTokenAttributor:
+        args = self.args
+        return KeyTokenAttributor(
+            model,
+            self.processing_class,
+            visual_mode=args.visual_mode,
+            temporal_mode=args.temporal_mode,
+            num_shuffles=args.num_shuffles,
+            seed=seed,
+            signals=signals,
+            signed=args.ktr_delta == "signed",
+            chunk_size=args.attribution_chunk_size,
+            temperature=args.temperature,
+        )
+
+    def _temporal_bonus(self, sample, media, accuracy: torch.Tensor, seed: int) -> torch.Tensor:
+        """T-GRPO: completions on shuffled frames; a bonus for correct completions when the
+        ordered group is at least ``threshold`` times as accurate as the shuffled one."""
+        args = self.args
+        if not isinstance(media, DecodedVideo) or media.frames.shape[0] < 2:
+            return torch.zeros_like(accuracy)
+        order = sample_derangements(media.frames.shape[0], generator=torch.Generator().manual_seed(seed))[0]
+        shuffled = dataclasses.replace(media, frames=media.frames[order])
+        inputs = build_prompt_inputs(self.processing_class, sample, shuffled, args.max_pixels)
+        ids, mask = self._generate(self._unwrapped(), inputs, max(args.num_generations // 2, 1), seed + 1)
+        texts = self._decode_texts(ids, mask)
+        _, per_function = compute_rewards(texts, [sample.row] * len(texts), {"accuracy": self.reward_functions["accuracy"]})
+        shuffled_accuracy = per_function["accuracy"].mean()
+        applies = bool(accuracy.mean() >= args.temporal_bonus_threshold * shuffled_accuracy)
+        self._metrics["temporal_bonus_applied"].append(float(applies))
+        if not applies:
+            return torch.zeros_like(accuracy)
+        return (accuracy > 0.1).float() * args.temporal_bonus
+
+    def _generate(self, model, prompt_inputs, num_generations: int, seed: int):
+        """Sampling seeded per (seed, step, process, prompt), independent of the global RNG that
+        data loading also draws from: rollouts are reproducible, and identical after a resume."""
+        args = self.args
+        device = self.accelerator.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            return generate_completions(
+                model, self.processing_class, prompt_inputs, num_generations,
+                args.max_completion_length, args.temperature, args.top_p,
+            )
+
+    def _decode_texts(self, completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> list[str]:
+        tokenizer = self.processing_class.tokenizer
+        return [
+            tokenizer.decode(ids[mask].tolist(), skip_special_tokens=True)
+            for ids, mask in zip(completion_ids.cpu(), completion_mask.cpu())
+        ]
+
+    @torch.no_grad()
+    def _rollout(self, sample: Sample, slot: int) -> dict[str, Any]:
+        args = self.args
+        sample, media = self._decode(sample)
+        prompt_inputs = build_prompt_inputs(self.processing_class, sample, media, args.max_pixels)
+        prompt_length = int(prompt_inputs["input_ids"].shape[1])
+        if args.max_prompt_length is not None and prompt_length > args.max_prompt_length:
+            raise ValueError(
+                f"{sample.location}: the prompt has {prompt_length} tokens (video included), more than "
+                f"max_prompt_length={args.max_prompt_length}; lower max_frames or max_pixels"
+            )
+        policy = self._unwrapped()
+        seed = self._prompt_seed(slot)
+        start = time.perf_counter()
+        completion_ids, completion_mask = self._generate(policy, prompt_inputs, args.num_generations, seed)
+        generation_s = time.perf_counter() - start
+        texts = self._decode_texts(completion_ids, completion_mask)
+        rewards, per_function = compute_rewards(
+            texts, [sample.row] * len(texts), self.reward_functions, self.reward_weights
+        )
+        if args.temporal_reward_bonus:
+            accuracy = per_function.get("accuracy")
+            if accuracy is None:
+                raise ConfigError("temporal_reward_bonus needs the 'accuracy' reward in reward_funcs")
+            bonus = self._temporal_bonus(sample, media, accuracy, seed)
+            rewards = rewards + bonus
+            per_function["temporal_bonus"] = bonus
+
+        start = time.perf_counter()
+        attributor = self._attributor(policy, args.selected_signals if args.token_selection != "none" else (), seed)
+        scores = attributor.score(prompt_inputs, completion_ids, completion_mask)
+        ref_logps = None
+        if self.ref_model is not None:
+            reference = self._attributor(self.accelerator.unwrap_model(self.ref_model), (), seed)
+            ref_logps = reference.score(prompt_inputs, completion_ids, completion_mask)["logps"]
+        attribution_s = time.perf_counter() - start
+
+        return {
+            "sample": sample,
+            "prompt_inputs": prompt_inputs,
+            "completion_ids": completion_ids,
+            "completion_mask": completion_mask,
+            "texts": texts,
+            "rewards": rewards.to(completion_ids.device),
+            "rewards_per_function": per_function,
+            "advantages": group_advantages(rewards, args.num_generations, scale=args.scale_rewards).to(completion_ids.device),
+            "old_logps": scores.pop("logps"),
+            "ref_logps": ref_logps,
+            "scores": {name: value for name, value in scores.items() if name != "permutation"},
+            "timing": {"generation_s": generation_s, "attribution_s": attribution_s},
+        }
+
+    def _select(self, rollouts: list[dict[str, Any]]) -> None:
+        """Key-token masks or soft weights over the micro-batch (``batch`` scope spans its prompts)."""
+        args = self.args
+        if args.token_selection == "none":
+            for rollout in rollouts:
+                rollout["token_weights"] = None
+            return
+        length = max(r["completion_ids"].shape[1] for r in rollouts)
+
+        def stack(key_fn):
+            rows = [torch.nn.functional.pad(key_fn(r), (0, length - r["completion_ids"].shape[1])) for r in rollouts]
+            return torch.cat(rows)
+
+        mask = stack(lambda r: r["completion_mask"])
+        scores = {name: stack(lambda r, n=name: r["scores"][n]) for name in args.selected_signals}
+        ratio = args.ktr_ratios
+        if isinstance(ratio, dict):
+            ratio = {name: ratio[name] for name in scores}
+        if args.ktr_weighting == "hard":
+            weights = select_key_tokens(
+                scores, mask, ratio=ratio, scope=args.ktr_scope, group_size=args.num_generations, method=args.ktr_method
+            )
+        else:
+            weights = soft_token_weights(
+                scores, mask, weighting=args.ktr_weighting, ratio=ratio, scope=args.ktr_scope,
+                group_size=args.num_generations, temperature=args.ktr_temperature,
+            )
+        # per-signal selections, for the metrics
+        per_signal = {
+            name: select_key_tokens({name: scores[name]}, mask, ratio=ratio if not isinstance(ratio, dict) else ratio[name],
+                                    scope=args.ktr_scope, group_size=args.num_generations, method=args.ktr_method)
+            for name in scores
+        }
+        self._log_selection(mask, weights, per_signal)
+        for index, rollout in enumerate(rollouts):
+            rows = slice(index * args.num_generations, (index + 1) * args.num_generations)
+            rollout["token_weights"] = weights[rows, : rollout["completion_ids"].shape[1]]
+            rollout["per_signal_masks"] = {n: m[rows, : rollout["completion_ids"].shape[1]] for n, m in per_signal.items()}
+
+    def _log_selection(self, mask, weights, per_signal) -> None:
+        tokens = mask.sum().clamp(min=1).float()
+        self._metrics["selected_fraction/union"].append(((weights != 0) & mask).sum().item() / tokens.item())
+        for name, selected in per_signal.items():
+            self._metrics[f"selected_fraction/{name}"].append(selected.sum().item() / tokens.item())
+        names = sorted(per_signal)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                both = (per_signal[first] & per_signal[second]).sum().item()
+                either = (per_signal[first] | per_signal[second]).sum().item()
+                self._metrics[f"overlap/{first}_{second}"].append(both / either if either else 0.0)
+
+    def _log_rollouts(self, rollouts: list[dict[str, Any]]) -> None:
+        for rollout in rollouts:
+            self._metrics["reward"].append(rollout["rewards"].mean().item())
+            self._metrics["reward_std"].append(rollout["rewards"].std().item())
+            for name, values in rollout["rewards_per_function"].items():
+                self._metrics[f"rewards/{name}"].append(values.mean().item())
+            self._metrics["completion_length"].append(rollout["completion_mask"].sum(1).float().mean().item())
+            for name, seconds in rollout["timing"].items():
+                self._metrics[f"time/{name}"].append(seconds)
+        self._metrics["skipped_samples"].append(float(len(self._bad_samples)))
+
+    def _prepare_inputs(self, samples: list[Sample]) -> list[dict[str, Any]]:
+        """Rollouts for this micro-batch: fresh every ``num_iterations`` steps, else reused."""
+        args = self.args
+        slot = self._micro_step % args.gradient_accumulation_steps
+        iteration = (self._micro_step // args.gradient_accumulation_steps) % args.num_iterations
+        self._micro_step += 1
+        if iteration == 0 or slot not in self._rollout_buffer:
+            rollouts = [self._rollout(sample, slot * len(samples) + i) for i, sample in enumerate(samples)]
+            self._select(rollouts)
+            self._log_rollouts(rollouts)
+            self._dump_rollouts(rollouts)
+            self._rollout_buffer[slot] = rollouts
+        return self._rollout_buffer[slot]
+
+    # ------------------------------------------------------------------ loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
+        """One backward per prompt (one wrapped forward each); DDP syncs on the last."""
+        model.train()
+        rollouts = self._prepare_inputs(inputs)
+        start = time.perf_counter()
+        denominators = [self._loss_denominator(r) for r in rollouts]
+        total = sum(denominators) or 1.0
+        loss_sum = torch.zeros((), device=self.accelerator.device)
+        for index, rollout in enumerate(rollouts):
+            last = index == len(rollouts) - 1
+            sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
+            with sync, self.compute_loss_context_manager():
+                loss = self._prompt_loss(model, rollout) * (denominators[index] / total)
+                loss = loss / self.current_gradient_accumulation_steps
+                kwargs = {"scale_wrt_gas": False} if self.is_deepspeed_enabled else {}
+                self.accelerator.backward(loss, **kwargs)
+            loss_sum += loss.detach()
+        self._metrics["time/loss_s"].append(time.perf_counter() - start)
+        return loss_sum
+
+    def _loss_denominator(self, rollout: dict[str, Any]) -> float:
+        """Each prompt's share of the micro-batch loss, so that the per-prompt losses add up to
+        the aggregation over all rows (see core.grpo_loss)."""
+        aggregation = self.args.loss_aggregation
+        mask = rollout["completion_mask"]
+        weights = rollout["token_weights"] if rollout["token_weights"] is not None else mask
+        if aggregation == "seq_mean":
+            return float(mask.shape[0])
+        if aggregation == "token_mean":
+            return float(mask.sum())
+        if aggregation == "token_mean_selected":
+            return float((weights.float() * mask).sum())
+        return float(((weights.float() * mask).sum(-1) > 0).sum())
+
+    def _prompt_loss(self, model, rollout: dict[str, Any]) -> torch.Tensor:
+        args = self.args
+        adapter = get_adapter(self._unwrapped())
+        prompt = adapter.prepare(rollout["prompt_inputs"])
+        logps = adapter.policy_logps(
+            model, prompt, rollout["completion_ids"], chunk_size=args.attribution_chunk_size,
+            temperature=args.temperature, share_prefix=not args.gradient_checkpointing,
+        )
+        old_logps = rollout["old_logps"] if args.num_iterations > 1 else logps.detach()
+        loss, metrics = grpo_loss(
+            logps, old_logps, rollout["advantages"], rollout["completion_mask"],
+            token_weights=rollout["token_weights"], ref_logps=rollout["ref_logps"], beta=args.beta,
+            epsilon_low=args.epsilon, epsilon_high=args.epsilon_high, aggregation=args.loss_aggregation,
+            mask_kl=args.mask_kl,
+        )
+        for name in ("clip_fraction", "kl", "selected_fraction"):
+            self._metrics[name].append(metrics[name].item())
+        return loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The GRPO loss of a micro-batch (used outside ``training_step``, e.g. by tests)."""
+        rollouts = self._prepare_inputs(inputs) if inputs and isinstance(inputs[0], Sample) else inputs
+        denominators = [self._loss_denominator(r) for r in rollouts]
+        total = sum(denominators) or 1.0
+        loss = sum(self._prompt_loss(model, r) * (d / total) for r, d in zip(rollouts, denominators))
+        return (loss, None) if return_outputs else loss
+
+    # ------------------------------------------------------------------ resuming
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Load the checkpoint's weights through ``from_pretrained``, strictly.
+
+        transformers 5 writes Qwen-VL checkpoints with their checkpoint-format keys
+        (``visual.*`` for ``model.visual.*``), which the Trainer's raw ``load_state_dict``
+        does not map back: it would warn and resume from the *initial* weights. The model
+        class's ``from_pretrained`` applies its own key conversion; ``strict=True`` then makes
+        any remaining mismatch an error. DeepSpeed and FSDP checkpoints keep their own loaders.
+        """
+        model = model if model is not None else self.model
+        directory = Path(resume_from_checkpoint)
+        has_weights = (directory / "model.safetensors").is_file() or (directory / "model.safetensors.index.json").is_file()
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or not has_weights:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            return
+        reloaded = type(model).from_pretrained(directory, dtype=model.dtype, local_files_only=True)
+        model.load_state_dict(reloaded.state_dict(), strict=True)
+        del reloaded
+
+    # ------------------------------------------------------------------ logging
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the means of the step's RL metrics, averaged over processes, to the Trainer's logs."""
+        if self._metrics:
+            names = sorted(self._metrics)
+            local = torch.tensor(
+                [sum(self._metrics[n]) / len(self._metrics[n]) for n in names], device=self.accelerator.device
+            )
+            averaged = self.accelerator.reduce(local, reduction="mean")
+            logs = {**logs, **{name: value for name, value in zip(names, averaged.tolist())}}
+            step_time = sum(logs.get(k, 0.0) for k in ("time/generation_s", "time/attribution_s", "time/loss_s"))
+            if step_time > 0 and "time/attribution_s" in logs:
+                logs["time/attribution_share"] = logs["time/attribution_s"] / step_time
+            self._metrics.clear()
+        super().log(logs, start_time)
+
+    def _dump_rollouts(self, rollouts: list[dict[str, Any]]) -> None:
+        """Every ``rollout_dump_steps`` steps, one JSONL line per completion for later analysis."""
+        every = self.args.rollout_dump_steps
+        if not every or self.state.global_step % every != 0:
+            return
+        directory = Path(self.args.output_dir) / "rollouts"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"step{self.state.global_step:06d}-rank{self.accelerator.process_index}.jsonl"
+        tokenizer = self.processing_class.tokenizer
+        with path.open("a") as handle:
+            for rollout in rollouts:
+                sample = rollout["sample"]
+                weights = rollout["token_weights"]
+                for g in range(rollout["completion_ids"].shape[0]):
+                    keep = rollout["completion_mask"][g].cpu()
+                    ids = rollout["completion_ids"][g].cpu()[keep].tolist()
+                    record = {
+                        "step": self.state.global_step,
+                        "prompt_id": sample.location,
+                        "problem_type": sample.problem_type,
+                        "completion": rollout["texts"][g],
+                        "tokens": tokenizer.convert_ids_to_tokens(ids),
+                        "token_ids": ids,
+                        "scores": {n: s[g].cpu()[keep].tolist() for n, s in rollout["scores"].items()},
+                        "selected": None if weights is None else weights[g].cpu()[keep].float().tolist(),
+                        "signal_masks": {n: m[g].cpu()[keep].tolist() for n, m in rollout.get("per_signal_masks", {}).items()},
+                        "reward": rollout["rewards"][g].item(),
+                        "rewards": {n: v[g].item() for n, v in rollout["rewards_per_function"].items()},
+                        "advantage": rollout["advantages"][g].item(),
+                    }
+                    handle.write(json.dumps(record) + "\n")

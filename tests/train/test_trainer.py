@@ -1,0 +1,172 @@
+"""End-to-end training on a tiny Qwen2.5-VL and a small local dataset, on CPU."""
+
+import json
+import shutil
+import warnings
+
+import pytest
+import torch
+
+from videoktr.cli import main
+from videoktr.data.dataset import VideoR1Dataset
+from videoktr.train import load_config
+from videoktr.train.run import load_local_model
+from videoktr.train.trainer import VideoGRPOTrainer
+
+from .conftest import train_args
+
+
+def read_state(checkpoint_dir):
+    return json.loads((checkpoint_dir / "trainer_state.json").read_text())
+
+
+@pytest.mark.parametrize("preset", ["video_ktr", "grpo", "t_grpo", "entropy_80_20"])
+def test_each_preset_trains_two_steps_and_checkpoints(preset, tiny_model_dir, dataset_file, tmp_path):
+    out = tmp_path / preset
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["train", "--preset", preset, *train_args(tiny_model_dir, dataset_file, out)])
+    assert code == 0
+    state = read_state(out / "checkpoint-2")
+    assert state["global_step"] == 2
+    logs = [entry for entry in state["log_history"] if "loss" in entry]
+    assert len(logs) == 2
+    for entry in logs:
+        for key in ("reward", "rewards/accuracy", "rewards/format", "completion_length", "clip_fraction", "kl",
+                    "selected_fraction", "time/attribution_share"):
+            assert key in entry, key
+    last = logs[-1]
+    assert last["skipped_samples"] == 2  # the missing and the corrupt video, each counted once
+    if preset == "video_ktr":
+        for signal in ("visual", "temporal", "entropy"):
+            assert 0.15 < last[f"selected_fraction/{signal}"] < 0.3  # ceil(0.2 n) of n tokens
+        assert "overlap/temporal_visual" in last
+        assert last["selected_fraction/union"] < 0.65
+    elif preset == "entropy_80_20":
+        assert set(k for k in last if k.startswith("selected_fraction/")) == {"selected_fraction/entropy",
+                                                                              "selected_fraction/union"}
+    else:
+        assert last["selected_fraction"] == 1.0  # vanilla GRPO updates every token
+    if preset == "t_grpo":
+        assert "rewards/temporal_bonus" in last and "temporal_bonus_applied" in last
+    assert (out / "model.safetensors").exists() and (out / "processor_config.json").exists()
+
+
+def build_trainer(tiny_model_dir, dataset_file, out, *extra):
+    config = load_config(train_args(tiny_model_dir, dataset_file, out, *extra))
+    model, processor = load_local_model(tiny_model_dir)
+    dataset = VideoR1Dataset(dataset_file, fps=config.fps, min_frames=config.min_frames, max_frames=config.max_frames)
+    return VideoGRPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=processor)
+
+
+def fresh_rollouts(trainer, count=2):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rollouts = trainer._prepare_inputs([trainer.train_dataset[i] for i in range(count)])
+    for rollout in rollouts:  # fixed, nonzero advantages: the test must not depend on sampled rewards
+        rollout["advantages"] = torch.tensor([1.0, -0.5, 0.25])
+    return rollouts
+
+
+def test_ratio_one_ktr_loss_equals_vanilla_grpo_loss(tiny_model_dir, dataset_file, tmp_path):
+    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--preset", "video_ktr", "--ktr_ratio", "1.0")
+    rollouts = fresh_rollouts(trainer)
+    for rollout in rollouts:
+        assert torch.equal(rollout["token_weights"], rollout["completion_mask"])
+    ktr = trainer.compute_loss(trainer.model, rollouts)
+    for rollout in rollouts:
+        rollout["token_weights"] = None
+    vanilla = trainer.compute_loss(trainer.model, rollouts)
+    assert ktr.item() != 0.0
+    assert ktr.item() == pytest.approx(vanilla.item(), rel=1e-6, abs=1e-7)
+
+
+def test_only_selected_tokens_receive_gradient(tiny_model_dir, dataset_file, tmp_path, monkeypatch):
+    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--preset", "video_ktr", "--beta", "0.04")
+    rollouts = fresh_rollouts(trainer, count=1)
+    captured = []
+    import videoktr.train.trainer as trainer_module
+
+    original = trainer_module.grpo_loss
+
+    def capturing_loss(logps, *args, **kwargs):
+        logps.register_hook(lambda grad: captured.append(grad.detach().clone()))
+        return original(logps, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "grpo_loss", capturing_loss)
+    trainer.compute_loss(trainer.model, rollouts).backward()
+    (grad,) = captured
+    selected = rollouts[0]["token_weights"]
+    assert selected.any() and (~selected & rollouts[0]["completion_mask"]).any()
+    assert (grad[~selected] == 0).all()
+    assert (grad[selected] != 0).all()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in trainer.model.named_parameters() if "visual" in n)
+
+
+def test_resume_continues_steps_and_optimizer_state(tiny_model_dir, dataset_file, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        straight = tmp_path / "straight"
+        assert main(["train", *train_args(tiny_model_dir, dataset_file, straight, "--save_steps", "1")]) == 0
+        # An interrupted run: only the step-1 checkpoint of the same job survives.
+        resumed = tmp_path / "resumed"
+        resumed.mkdir()
+        shutil.copytree(straight / "checkpoint-1", resumed / "checkpoint-1")
+        assert main(["train", *train_args(tiny_model_dir, dataset_file, resumed, "--save_steps", "1",
+                                          "--resume_from_checkpoint", "latest")]) == 0
+    state = read_state(resumed / "checkpoint-2")
+    assert state["global_step"] == 2
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2]
+    from safetensors.torch import load_file
+
+    straight_weights = load_file(straight / "checkpoint-2" / "model.safetensors")
+    resumed_weights = load_file(resumed / "checkpoint-2" / "model.safetensors")
+    initial = load_file(tiny_model_dir / "model.safetensors")
+    changed = [name for name in initial if not torch.equal(initial[name], straight_weights[name])]
+    assert changed, "training changed no weight: the comparison below would be vacuous"
+    for name in straight_weights:
+        assert torch.allclose(straight_weights[name], resumed_weights[name], atol=1e-6), name
+    straight_optimizer = torch.load(straight / "checkpoint-2" / "optimizer.pt", weights_only=True)
+    resumed_optimizer = torch.load(resumed / "checkpoint-2" / "optimizer.pt", weights_only=True)
+    for key, value in straight_optimizer["state"].items():
+        assert value["step"] == resumed_optimizer["state"][key]["step"] == 2
+        assert torch.allclose(value["exp_avg"], resumed_optimizer["state"][key]["exp_avg"], atol=1e-6)
+
+
+def test_rollout_dump_holds_scores_masks_and_rewards(tiny_model_dir, dataset_file, tmp_path):
+    out = tmp_path / "dump"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["train", *train_args(tiny_model_dir, dataset_file, out, "--rollout_dump_steps", "1",
+                                          "--max_steps", "1", "--per_device_train_batch_size", "1")]) == 0
+    dumps = sorted((out / "rollouts").glob("*.jsonl"))
+    assert dumps
+    records = [json.loads(line) for line in dumps[0].read_text().splitlines()]
+    assert len(records) == 3  # G completions of the one prompt of step 0
+    for record in records:
+        length = len(record["token_ids"])
+        assert len(record["tokens"]) == length and len(record["selected"]) == length
+        assert set(record["scores"]) == {"visual", "temporal", "entropy"}
+        assert all(len(values) == length for values in record["scores"].values())
+        assert set(record["rewards"]) >= {"accuracy", "format"}
+        assert isinstance(record["advantage"], float)
+        assert "train.jsonl" in record["prompt_id"]
+
+
+def test_bad_sample_raise_policy_stops_with_a_clear_error(tiny_model_dir, dataset_file, tmp_path):
+    from videoktr.data.dataset import DatasetError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DatasetError, match=r"(missing|corrupt)\.mp4"):
+            main(["train", *train_args(tiny_model_dir, dataset_file, tmp_path / "strict", "--on_bad_sample", "raise",
+                                      "--max_steps", "8")])
+
+
+def test_cli_config_errors_exit_2_with_the_key(tiny_model_dir, dataset_file, tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("preset: video_ktr\nktr_weighting: gaussian\n")
+    assert main(["train", "--config", str(recipe), *train_args(tiny_model_dir, dataset_file, tmp_path)]) == 2
+    assert "ktr_weighting='gaussian' is not allowed" in capsys.readouterr().err
+    assert main(["train", "--output_dir", str(tmp_path)]) == 2
+    assert "model is required" in capsys.readouterr().err
