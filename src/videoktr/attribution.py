@@ -90,7 +90,7 @@ class KeyTokenAttributor:
         if completion_ids.shape[1] == 0:
             raise ValueError("completion_ids has no tokens (T = 0)")
         mask = as_bool_mask("completion_mask", completion_mask, completion_ids.shape)
-        vocab = self.adapter.lm_head.weight.shape[0]
+        vocab = self.adapter.lm_head.out_features  # not weight.shape: ZeRO-3 leaves a placeholder there
         if int(completion_ids.min()) < 0 or int(completion_ids.max()) >= vocab:
             raise ValueError(
                 f"completion_ids must lie in [0, {vocab}); replace padding ids such as -100 with the pad token id"

@@ -91,6 +91,15 @@ def test_errors_name_the_key_and_the_allowed_values(argv, message, out):
         load_config([*argv, *out])
 
 
+def test_training_arguments_errors_become_config_errors(out):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("bf16 is valid on this machine's GPU")
+    with pytest.raises(ConfigError, match="bf16"):
+        load_config(["--bf16", "true", *out])
+
+
 def test_yaml_errors(tmp_path, out):
     with pytest.raises(ConfigError, match="unknown key 'num_generation' in .*recipe.yaml; did you mean num_generations"):
         load_config(out, config_file=write_yaml(tmp_path, "num_generation: 4\n"))

@@ -315,4 +315,8 @@ def load_config(argv: Sequence[str] = (), config_file: str | Path | None = None,
         (config,) = parser.parse_args_into_dataclasses(args=merged)
     except SystemExit as exit_:  # argparse prints its own message (a bad type) before exiting
         raise ConfigError("invalid configuration value; see the message above") from exit_
+    except ConfigError:
+        raise
+    except ValueError as error:  # TrainingArguments' own checks (e.g. bf16 without a GPU)
+        raise ConfigError(str(error)) from error
     return config

@@ -120,10 +120,16 @@ class VideoGRPOTrainer(Trainer):
             data_collator=_identity_collate,
             callbacks=callbacks,
         )
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+        if self.is_fsdp_enabled:
+            raise ConfigError(
+                "FSDP is not supported yet: attribution and the shared-prefix forward call the vision encoder "
+                "and decoder as submodules, whose root-level weights FSDP gathers only inside the root "
+                "forward. Use DeepSpeed ZeRO-3 (configs/accelerate/zero3.yaml) to shard a large model."
+            )
+        if self.is_deepspeed_enabled:
             if args.per_device_train_batch_size != 1:
                 raise ConfigError(
-                    "per_device_train_batch_size must be 1 under DeepSpeed or FSDP (one prompt, i.e. one "
+                    "per_device_train_batch_size must be 1 under DeepSpeed (one prompt, i.e. one "
                     "forward, per backward); scale the batch with gradient_accumulation_steps"
                 )
         self.ref_model = None

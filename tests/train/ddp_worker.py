@@ -1,0 +1,61 @@
+"""Run by tests/train/test_distributed.py under `accelerate launch` with 2 CPU processes.
+
+Trains with the flags it is given, then checks what only a multi-process run can show: every
+rank holds the same weights afterwards (gradients were all-reduced), and each rank saw its own
+prompts. Rank 0 writes the findings as JSON to the path in VIDEOKTR_DDP_REPORT.
+"""
+
+import json
+import os
+import sys
+import warnings
+
+import torch
+import torch.distributed as dist
+
+from videoktr.data.dataset import VideoR1Dataset
+from videoktr.train import load_config
+from videoktr.train.run import load_local_model
+from videoktr.train.trainer import VideoGRPOTrainer
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    config = load_config(sys.argv[1:])
+    model, processor = load_local_model(config.model)
+    dataset = VideoR1Dataset(config.dataset, fps=config.fps, min_frames=config.min_frames, max_frames=config.max_frames)
+    trainer = VideoGRPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=processor)
+    seen = []
+    original = trainer._rollout
+
+    def recording_rollout(sample, slot):
+        rollout = original(sample, slot)
+        seen.append(rollout["sample"].location)
+        assert rollout["completion_ids"].shape[0] == config.num_generations  # a prompt's G stay here
+        return rollout
+
+    trainer._rollout = recording_rollout
+    initial = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
+    trainer.train()
+
+    weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    gathered = [torch.zeros_like(weights) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, weights)
+    prompts = [None] * dist.get_world_size()
+    dist.all_gather_object(prompts, seen)
+    if dist.get_rank() == 0:
+        report = {
+            "world_size": dist.get_world_size(),
+            "backend": dist.get_backend(),
+            "max_weight_difference": max((g - gathered[0]).abs().max().item() for g in gathered),
+            "max_weight_change": (weights - initial).abs().max().item(),
+            "prompts_per_rank": prompts,
+            "global_step": trainer.state.global_step,
+            "log_history": trainer.state.log_history,
+        }
+        with open(os.environ["VIDEOKTR_DDP_REPORT"], "w") as handle:
+            json.dump(report, handle)
+
+
+if __name__ == "__main__":
+    main()
