@@ -338,3 +338,29 @@ def test_derangements_never_return_the_identity_and_follow_the_seed():
     assert len(sample_derangements(3, count=4)) == 2
     with pytest.raises(ValueError, match="num_items must be an int >= 2"):
         sample_derangements(1)
+
+
+def test_training_forward_shares_the_prefix_with_the_same_gradients(family_model):
+    """policy_logps with the shared prefix equals the full-sequence path (used under activation
+    checkpointing) and a plain forward, gradients included, and reaches the vision encoder."""
+    from videoktr.models import get_adapter
+
+    _, model, processor = family_model
+    inputs = process(processor, video=make_video(0))
+    ids, mask = make_completions(model)
+    adapter = get_adapter(model)
+    results = []
+    for share_prefix in (True, False):
+        model.zero_grad()
+        logps = adapter.policy_logps(model, adapter.prepare(inputs), ids, chunk_size=4, share_prefix=share_prefix)
+        (logps * mask).sum().backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        results.append((logps.detach(), grads))
+    model.zero_grad()
+    (shared, shared_grads), (full, full_grads) = results
+    assert_close_on_mask(shared, plain_logps(model, inputs, ids), mask)
+    assert_close_on_mask(shared, full, mask, atol=1e-5)
+    assert shared_grads.keys() == full_grads.keys()
+    for name, grad in shared_grads.items():
+        assert torch.allclose(grad, full_grads[name], atol=1e-5), name
+    assert any(grad.abs().sum() > 0 for name, grad in shared_grads.items() if "visual" in name)

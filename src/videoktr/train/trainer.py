@@ -401,7 +401,7 @@ class VideoGRPOTrainer(Trainer):
         prompt = adapter.prepare(rollout["prompt_inputs"])
         logps = adapter.policy_logps(
             model, prompt, rollout["completion_ids"], chunk_size=args.attribution_chunk_size,
-            temperature=args.temperature, share_prefix=not args.gradient_checkpointing,
+            temperature=args.temperature, share_prefix=not args.activation_checkpointing,
         )
         old_logps = rollout["old_logps"] if args.num_iterations > 1 else logps.detach()
         loss, metrics = grpo_loss(
