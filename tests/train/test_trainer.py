@@ -170,3 +170,36 @@ def test_cli_config_errors_exit_2_with_the_key(tiny_model_dir, dataset_file, tmp
     assert "ktr_weighting='gaussian' is not allowed" in capsys.readouterr().err
     assert main(["train", "--output_dir", str(tmp_path)]) == 2
     assert "model is required" in capsys.readouterr().err
+
+
+def test_num_iterations_reuses_rollouts_with_old_logps(tiny_model_dir, dataset_file, tmp_path, monkeypatch):
+    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--num_iterations", "2",
+                            "--gradient_accumulation_steps", "2", "--max_steps", "2",
+                            "--per_device_train_batch_size", "1")
+    generated = []
+    original = trainer._rollout
+    monkeypatch.setattr(trainer, "_rollout", lambda sample, slot: generated.append(sample.location) or original(sample, slot))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.train()
+    # 2 optimizer steps x 2 accumulation slots = 4 micro-steps, but only the first step's 2 generate
+    assert len(generated) == 2
+    sampler = trainer._get_train_sampler()
+    order = list(sampler)
+    assert order[:2] == order[2:4]  # the sampler repeats each step's prompts num_iterations times
+    for rollout in trainer._rollout_buffer.values():
+        assert rollout[0]["old_logps"] is not None and rollout[0]["old_logps"].shape == rollout[0]["completion_ids"].shape
+
+
+@pytest.mark.parametrize("weighting", ["sigmoid", "softmax"])
+def test_soft_weighting_trains_with_weights_in_unit_interval(weighting, tiny_model_dir, dataset_file, tmp_path):
+    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--ktr_weighting", weighting)
+    rollouts = fresh_rollouts(trainer)
+    for rollout in rollouts:
+        weights = rollout["token_weights"]
+        assert weights.is_floating_point() and ((weights >= 0) & (weights <= 1)).all()
+        assert (weights[~rollout["completion_mask"]] == 0).all()
+        assert len(set(weights[rollout["completion_mask"]].tolist())) > 2  # soft, not a 0/1 mask
+    loss = trainer.compute_loss(trainer.model, rollouts)
+    loss.backward()
+    assert torch.isfinite(loss)
