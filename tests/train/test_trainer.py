@@ -203,3 +203,36 @@ def test_soft_weighting_trains_with_weights_in_unit_interval(weighting, tiny_mod
     loss = trainer.compute_loss(trainer.model, rollouts)
     loss.backward()
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("aggregation", ["seq_mean", "seq_mean_selected", "token_mean", "token_mean_selected"])
+def test_per_prompt_losses_add_up_to_the_batch_aggregation(aggregation, tiny_model_dir, dataset_file, tmp_path,
+                                                          monkeypatch):
+    """One backward per prompt must give the loss of aggregating all rows of the micro-batch at once."""
+    import videoktr.train.trainer as trainer_module
+    from videoktr.core import grpo_loss
+
+    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--loss_aggregation", aggregation)
+    rollouts = fresh_rollouts(trainer, count=3)
+    rollouts[1]["completion_mask"][:, 6:] = False  # prompts of different lengths
+    rollouts[2]["token_weights"][0] = False  # a row that selects nothing
+    captured = []
+    original = trainer_module.grpo_loss
+
+    def capturing_loss(logps, old_logps, advantages, mask, **kwargs):
+        captured.append((logps.detach(), advantages, mask, kwargs["token_weights"], kwargs["ref_logps"]))
+        return original(logps, old_logps, advantages, mask, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "grpo_loss", capturing_loss)
+    combined = trainer.compute_loss(trainer.model, rollouts)
+    length = max(c[0].shape[1] for c in captured)
+
+    def stack(index, fill):
+        return torch.cat([torch.nn.functional.pad(c[index], (0, length - c[index].shape[1]), value=fill)
+                          for c in captured])
+
+    logps, masks, weights, refs = stack(0, 0.0), stack(2, False), stack(3, False), stack(4, 0.0)
+    advantages = torch.cat([c[1] for c in captured])
+    expected, _ = grpo_loss(logps, logps, advantages, masks, token_weights=weights, ref_logps=refs,
+                            beta=trainer.args.beta, aggregation=aggregation)
+    assert combined.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)

@@ -301,21 +301,21 @@ class VideoGRPOTrainer(Trainer):
         ratio = args.ktr_ratios
         if isinstance(ratio, dict):
             ratio = {name: ratio[name] for name in scores}
-        if args.ktr_weighting == "hard":
-            weights = select_key_tokens(
-                scores, mask, ratio=ratio, scope=args.ktr_scope, group_size=args.num_generations, method=args.ktr_method
+        # Each signal's own selection (for the metrics and dumps); their union is the hard mask.
+        per_signal = {
+            name: select_key_tokens(
+                {name: scores[name]}, mask, ratio=ratio[name] if isinstance(ratio, dict) else ratio,
+                scope=args.ktr_scope, group_size=args.num_generations, method=args.ktr_method,
             )
+            for name in scores
+        }
+        if args.ktr_weighting == "hard":
+            weights = torch.stack(list(per_signal.values())).any(0)
         else:
             weights = soft_token_weights(
                 scores, mask, weighting=args.ktr_weighting, ratio=ratio, scope=args.ktr_scope,
                 group_size=args.num_generations, temperature=args.ktr_temperature,
             )
-        # per-signal selections, for the metrics
-        per_signal = {
-            name: select_key_tokens({name: scores[name]}, mask, ratio=ratio if not isinstance(ratio, dict) else ratio[name],
-                                    scope=args.ktr_scope, group_size=args.num_generations, method=args.ktr_method)
-            for name in scores
-        }
         self._log_selection(mask, weights, per_signal)
         for index, rollout in enumerate(rollouts):
             rows = slice(index * args.num_generations, (index + 1) * args.num_generations)
@@ -366,14 +366,13 @@ class VideoGRPOTrainer(Trainer):
         model.train()
         rollouts = self._prepare_inputs(inputs)
         start = time.perf_counter()
-        denominators = [self._loss_denominator(r) for r in rollouts]
-        total = sum(denominators) or 1.0
+        shares = self._prompt_shares(rollouts)
         loss_sum = torch.zeros((), device=self.accelerator.device)
         for index, rollout in enumerate(rollouts):
             last = index == len(rollouts) - 1
             sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
             with sync, self.compute_loss_context_manager():
-                loss = self._prompt_loss(model, rollout) * (denominators[index] / total)
+                loss = self._prompt_loss(model, rollout) * shares[index]
                 loss = loss / self.current_gradient_accumulation_steps
                 kwargs = {"scale_wrt_gas": False} if self.is_deepspeed_enabled else {}
                 self.accelerator.backward(loss, **kwargs)
@@ -381,19 +380,26 @@ class VideoGRPOTrainer(Trainer):
         self._metrics["time/loss_s"].append(time.perf_counter() - start)
         return loss_sum
 
-    def _loss_denominator(self, rollout: dict[str, Any]) -> float:
-        """Each prompt's share of the micro-batch loss, so that the per-prompt losses add up to
-        the aggregation over all rows (see core.grpo_loss)."""
+    def _prompt_shares(self, rollouts: list[dict[str, Any]]) -> list[float]:
+        """Each prompt's share of the micro-batch loss: its aggregation denominator over the
+        total, so the weighted per-prompt losses equal the aggregation over all rows at once
+        (see core.grpo_loss)."""
         aggregation = self.args.loss_aggregation
-        mask = rollout["completion_mask"]
-        weights = rollout["token_weights"] if rollout["token_weights"] is not None else mask
-        if aggregation == "seq_mean":
-            return float(mask.shape[0])
-        if aggregation == "token_mean":
-            return float(mask.sum())
-        if aggregation == "token_mean_selected":
-            return float((weights.float() * mask).sum())
-        return float(((weights.float() * mask).sum(-1) > 0).sum())
+
+        def denominator(rollout: dict[str, Any]) -> float:
+            mask = rollout["completion_mask"]
+            weights = (rollout["token_weights"] if rollout["token_weights"] is not None else mask).float() * mask
+            if aggregation == "seq_mean":
+                return float(mask.shape[0])
+            if aggregation == "token_mean":
+                return float(mask.sum())
+            if aggregation == "token_mean_selected":
+                return float(weights.sum())
+            return float((weights.sum(-1) > 0).sum())
+
+        denominators = [denominator(rollout) for rollout in rollouts]
+        total = sum(denominators) or 1.0
+        return [value / total for value in denominators]
 
     def _prompt_loss(self, model, rollout: dict[str, Any]) -> torch.Tensor:
         args = self.args
@@ -417,9 +423,7 @@ class VideoGRPOTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The GRPO loss of a micro-batch (used outside ``training_step``, e.g. by tests)."""
         rollouts = self._prepare_inputs(inputs) if inputs and isinstance(inputs[0], Sample) else inputs
-        denominators = [self._loss_denominator(r) for r in rollouts]
-        total = sum(denominators) or 1.0
-        loss = sum(self._prompt_loss(model, r) * (d / total) for r, d in zip(rollouts, denominators))
+        loss = sum(self._prompt_loss(model, r) * share for r, share in zip(rollouts, self._prompt_shares(rollouts)))
         return (loss, None) if return_outputs else loss
 
     # ------------------------------------------------------------------ resuming
