@@ -1,0 +1,116 @@
+"""Supervised warm-up on reasoning traces: the role the SFT checkpoint plays before RL.
+
+RL from a random or untuned policy wastes its first steps learning the answer format. The
+paper starts from Video-R1's SFT checkpoint; on the synthetic world (and on any Video-R1 data
+with reasoning traces) this module produces the equivalent: a policy trained by teacher
+forcing to write ``<think>...</think><answer>...</answer>`` for each row.
+
+The target of a row is its ``trace`` field when present, else ``<think>{process}</think>``
+(when ``process`` is given) followed by ``solution``; the end-of-turn token is appended so the
+policy learns to stop. The loss is the mean negative log-likelihood of the target tokens,
+computed by the same adapter pass as GRPO's (video encoded once, chunked ``lm_head``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..data.dataset import Sample, VideoR1Dataset
+from ..data.prompts import build_prompt_inputs
+from ..models import get_adapter
+from .rollout import eos_token_ids
+
+
+def sft_target(sample: Sample) -> str:
+    """The text a row teaches: ``trace``, else ``<think>process</think>`` + ``solution``."""
+    trace = sample.row.get("trace")
+    if isinstance(trace, str) and trace.strip():
+        return trace.strip()
+    process = sample.row.get("process")
+    prefix = ""
+    if isinstance(process, str) and process.strip():
+        process = process.strip()
+        prefix = process if process.startswith("<think>") else f"<think>{process}</think>"
+    return prefix + sample.solution.strip()
+
+
+@dataclass
+class WarmupResult:
+    """Per-step mean token NLL, and how many samples were skipped for unreadable media."""
+
+    losses: list[float] = field(default_factory=list)
+    skipped: int = 0
+
+
+def supervised_warmup(
+    model: torch.nn.Module,
+    processor,
+    dataset: VideoR1Dataset,
+    steps: int = 100,
+    learning_rate: float = 1e-3,
+    prompts_per_step: int = 4,
+    max_pixels: int | None = None,
+    seed: int = 0,
+    chunk_size: int | None = 1024,
+    progress: bool = True,
+) -> WarmupResult:
+    """Teacher-force ``steps`` AdamW updates of ``prompts_per_step`` rows each (cycling
+    through a seeded shuffle of the dataset). Decoded media are cached: warm-up sees each
+    sample many times. Returns the loss of each step."""
+    if steps < 1 or prompts_per_step < 1:
+        raise ValueError(f"steps and prompts_per_step must be positive, got {steps} and {prompts_per_step}")
+    if len(dataset) == 0:
+        raise ValueError(f"dataset {dataset.dataset_file} has no rows to warm up on")
+    adapter = get_adapter(model)
+    tokenizer = processor.tokenizer
+    end_of_turn = eos_token_ids(model, processor)[0]
+    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    cache: dict[int, tuple] = {}
+    result = WarmupResult()
+    model.train()
+
+    def next_example():
+        while True:
+            if not order:
+                order.extend(torch.randperm(len(dataset), generator=generator).tolist())
+            index = order.pop()
+            if index not in cache:
+                decoded = dataset.decode(index)  # None (recorded) when the media is unreadable
+                if decoded is None:
+                    result.skipped += 1
+                    cache[index] = None
+                else:
+                    inputs = build_prompt_inputs(processor, decoded.sample, decoded.media, max_pixels)
+                    target = tokenizer.encode(sft_target(decoded.sample), add_special_tokens=False) + [end_of_turn]
+                    cache[index] = (inputs, torch.tensor([target]))
+            if cache[index] is not None:
+                return cache[index]
+            if len(cache) == len(dataset) and all(value is None for value in cache.values()):
+                raise ValueError(f"no sample of {dataset.dataset_file} could be decoded")
+
+    iterator = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="warm-up", unit="step")
+    for _ in iterator:
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for _ in range(prompts_per_step):
+            inputs, target = next_example()
+            logps = adapter.policy_logps(
+                model, adapter.prepare(inputs), target.to(adapter.device), chunk_size=chunk_size
+            )
+            loss = -logps.mean() / prompts_per_step
+            loss.backward()
+            step_loss += loss.item()
+        optimizer.step()
+        result.losses.append(step_loss)
+        if progress:
+            iterator.set_postfix(loss=f"{step_loss:.3f}")
+    model.eval()
+    return result

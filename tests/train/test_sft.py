@@ -1,0 +1,65 @@
+"""Supervised warm-up: the policy learns to write a row's reasoning trace."""
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from tests.data.media import write_video
+from videoktr.data.dataset import VideoR1Dataset
+from videoktr.models.tiny import build_tiny_model
+from videoktr.train.sft import sft_target, supervised_warmup
+from videoktr.train.rollout import generate_completions
+from videoktr.data.prompts import build_prompt_inputs
+
+TRACE = "<think>I see a red square first, then a blue circle.</think><answer>A</answer>"
+
+
+@pytest.fixture
+def trace_dataset(tmp_path):
+    write_video(tmp_path / "clip.mp4", num_frames=8, fps=4, width=64, height=64)
+    rows = [
+        {"problem": "Which shape came first?", "problem_type": "multiple choice", "options": ["A. square", "B. circle"],
+         "solution": "<answer>A</answer>", "path": "./clip.mp4", "data_type": "video", "trace": TRACE},
+        {"problem": "Missing video", "problem_type": "multiple choice", "options": ["A. x", "B. y"],
+         "solution": "<answer>B</answer>", "path": "./missing.mp4", "data_type": "video"},
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return VideoR1Dataset(path, min_frames=4, max_frames=8)
+
+
+def test_target_prefers_trace_then_process_and_solution(trace_dataset):
+    sample = trace_dataset[0]
+    assert sft_target(sample) == TRACE
+    sample.row.pop("trace")
+    sample.row["process"] = "It is a square."
+    assert sft_target(sample) == "<think>It is a square.</think><answer>A</answer>"
+    sample.row.pop("process")
+    assert sft_target(sample) == "<answer>A</answer>"
+
+
+def test_warmup_fits_a_trace_and_the_policy_then_writes_it(trace_dataset):
+    torch.manual_seed(0)
+    model, processor = build_tiny_model("qwen2_5_vl", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = supervised_warmup(model, processor, trace_dataset, steps=80, learning_rate=3e-3,
+                                   prompts_per_step=1, progress=False)
+    assert result.skipped == 1  # the missing video, counted once
+    assert result.losses[-1] < 0.2 * result.losses[0]
+    decoded = trace_dataset.decode(0)
+    inputs = build_prompt_inputs(processor, decoded.sample, decoded.media)
+    ids, mask = generate_completions(model, processor, inputs, num_generations=1, max_completion_length=40,
+                                     temperature=0.01)
+    text = processor.tokenizer.decode(ids[0][mask[0]].tolist(), skip_special_tokens=True)
+    assert text.strip() == TRACE
+
+
+def test_warmup_rejects_bad_arguments(trace_dataset):
+    model, processor = build_tiny_model("qwen2_5_vl")
+    with pytest.raises(ValueError, match="steps and prompts_per_step must be positive"):
+        supervised_warmup(model, processor, trace_dataset, steps=0)
