@@ -558,17 +558,22 @@ def build_config(
 
 
 def build_tiny_model(
-    family: str, seed: int = 0, **config_overrides: Any
+    family: str,
+    seed: int = 0,
+    tokenizer: PreTrainedTokenizerFast | None = None,
+    **config_overrides: Any,
 ) -> tuple[torch.nn.Module, ProcessorMixin]:
     """Build a random-weight model and its processor, for tests and demos without downloads.
 
     The weights are a deterministic function of ``seed`` and the config (the global torch RNG is
-    left untouched). The model is float32 and in eval mode. ``config_overrides`` are passed to
+    left untouched). The model is float32 and in eval mode. ``tokenizer`` defaults to
+    :func:`build_tokenizer` on the built-in corpus; pass one trained on your own text (e.g. the
+    synthetic world's) to fit the vocabulary to it. ``config_overrides`` are passed to
     :func:`build_config` (``hidden_size``, ``num_layers``, ``vision_depth``, ...). The generation
     config stops on ``<|im_end|>`` and pads with ``<|endoftext|>``, like the real instruct models.
     """
     _check_family(family)
-    tokenizer = build_tokenizer()
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
     processor = build_processor(family, tokenizer)
     config = build_config(family, tokenizer, **config_overrides)
     with torch.random.fork_rng(devices=[]):
