@@ -1,0 +1,51 @@
+"""Evaluation on the Video-KTR paper's benchmarks, scored the way their authors score them.
+
+* ``BENCHMARKS``: name -> module, one per benchmark (``video_holmes``, ``videommmu``, ``mmvu``,
+  ``tempcompass``, ``videomme``, ``synthetic``). Each module documents the official annotation
+  layout it reads, the prompt it builds and, rule by rule, the official scoring it reproduces
+  (with the source repository and file), plus a ``strict`` parser where the official rule
+  misjudges answers.
+* ``score_output(benchmark, row, output, parser)``: one output against one annotation row.
+* ``run_evaluation(model, processor, benchmark, data_dir, output_file, ...)``: batched
+  generation on uniformly sampled frames, predictions streamed to JSONL, resumable.
+* ``score_predictions(benchmark, predictions_file, ...)``: re-score without the model.
+* ``EvalSummary`` (``to_dict``, ``format_table``) and ``write_summary``.
+
+How the Video-KTR paper produced its numbers (zywang0104/Video-KTR ``src/eval_bench.py``):
+VideoMMMU, MMVU, TempCompass and VideoMME were run from Video-R1-format conversions of the
+benchmarks with a think/answer prompt and scored by exact match of the first answer block;
+that rule is ``parser="video_r1"`` of the ``synthetic`` module, which reads such files. The
+per-benchmark modules reproduce the benchmarks' own official protocols instead.
+"""
+
+from .benchmarks import BENCHMARKS, get_benchmark, judge_output, score_output
+from .common import AnnotationError, EvalItem, Judgement, strict_choice
+from .runner import (
+    EvalSummary,
+    PredictionsFileError,
+    decode_uniform,
+    read_predictions,
+    run_evaluation,
+    score_predictions,
+    summarize,
+    write_summary,
+)
+
+__all__ = [
+    "BENCHMARKS",
+    "AnnotationError",
+    "EvalItem",
+    "EvalSummary",
+    "Judgement",
+    "PredictionsFileError",
+    "decode_uniform",
+    "get_benchmark",
+    "judge_output",
+    "read_predictions",
+    "run_evaluation",
+    "score_output",
+    "score_predictions",
+    "strict_choice",
+    "summarize",
+    "write_summary",
+]
