@@ -43,6 +43,22 @@ def _tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    """Write the synthetic video world (clips, train/test questions with labelled traces)."""
+    from videoktr.synthetic import generate_dataset
+
+    try:
+        summary = generate_dataset(
+            args.out, args.n, args.seed, test_fraction=args.test_fraction, fps=args.fps
+        )
+    except ValueError as error:
+        print(f"videoktr synth: {error}", file=sys.stderr)
+        return 2
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     """Merge preset <- YAML <- flags into a VideoGRPOConfig and run the training recipe."""
     from videoktr.train.config import ConfigError, load_config
@@ -89,6 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--out", required=True, help="output directory (created if missing)")
     tiny.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
     tiny.set_defaults(handler=_tiny_model)
+
+    synth = commands.add_parser(
+        "synth",
+        help="write the synthetic video world: clips and questions with labelled reasoning traces",
+        description=(
+            "Write N rows of the synthetic world SEED to DIR: videos/*.mp4, train.jsonl and "
+            "test.jsonl (Video-R1 format, each trace word labelled visual, temporal or neutral) "
+            "and world.json. Row i is the same for every N."
+        ),
+    )
+    synth.add_argument("--out", required=True, help="output directory (created if missing)")
+    synth.add_argument("--n", type=int, required=True, help="number of rows (videos)")
+    synth.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    synth.add_argument(
+        "--test-fraction", type=float, default=0.2, help="share of rows in test.jsonl (default 0.2)"
+    )
+    synth.add_argument("--fps", type=float, default=4.0, help="frame rate of the clips (default 4)")
+    synth.set_defaults(handler=_synth)
 
     train = commands.add_parser(
         "train",
