@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.videoktr-installed
 
-.PHONY: install test clean
+.PHONY: install test demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,5 +23,10 @@ test: install
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$status
 
+# The whole method on the built-in synthetic world, on CPU: writes demo_output/ (report.html,
+# plots, summary.json). DEMO_ARGS passes options, e.g. DEMO_ARGS="--seed 1 --json out.json".
+demo: install
+	$(BIN)/videoktr demo $(DEMO_ARGS)
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache demo_output

@@ -83,6 +83,63 @@ def _print_train_keys() -> None:
             print(f"  --{item.name:<26} {item.metadata['help']}")
 
 
+def _eval_run(args: argparse.Namespace) -> int:
+    """Generate and score a benchmark with a local model; resumable through --output."""
+    from pathlib import Path
+
+    from videoktr.eval.runner import run_evaluation, write_summary
+    from videoktr.train.config import ConfigError
+    from videoktr.train.run import load_local_model
+
+    try:
+        model, processor = load_local_model(args.model, bf16=args.bf16)
+    except ConfigError as error:
+        print(f"videoktr eval run: {error}", file=sys.stderr)
+        return 2
+    import torch
+
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    summary = run_evaluation(
+        model, processor, args.benchmark, args.data, args.output, num_frames=args.num_frames, fps=args.fps,
+        max_pixels=args.max_pixels, temperature=args.temperature, top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit, parser=args.parser,
+    )
+    print(summary.format_table())
+    summary_path = Path(args.summary or Path(args.output).with_suffix(".summary.json"))
+    write_summary(summary, summary_path)
+    print(f"predictions: {args.output}\nsummary: {summary_path}")
+    return 0
+
+
+def _eval_score(args: argparse.Namespace) -> int:
+    """Re-score a predictions file (e.g. with the strict parser)."""
+    from pathlib import Path
+
+    from videoktr.eval.runner import score_predictions, write_summary
+
+    summary = score_predictions(args.benchmark, args.predictions, data_dir=args.data, parser=args.parser)
+    print(summary.format_table())
+    if args.summary:
+        write_summary(summary, Path(args.summary))
+        print(f"summary: {args.summary}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The whole method on the synthetic world, with a report."""
+    from pathlib import Path
+
+    from videoktr.demo import DemoConfig, run_demo
+
+    config = DemoConfig(output_dir=Path(args.out), seed=args.seed)
+    if args.quick:
+        config = DemoConfig(output_dir=Path(args.out), seed=args.seed, num_rows=90, warmup_steps=40, rl_steps=8,
+                            eval_limit=18, attribution_limit=12)
+    run_demo(config, json_path=args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from videoktr import __version__
 
@@ -137,6 +194,44 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="YAML recipe (read with yaml.safe_load)")
     train.add_argument("--help-keys", action="store_true", help="list videoktr's own configuration keys and exit")
     train.set_defaults(handler=_train)
+
+    from videoktr.eval.benchmarks import BENCHMARKS  # light: no model code
+
+    evaluate = commands.add_parser("eval", help="evaluate a local model on a benchmark, or re-score predictions")
+    eval_commands = evaluate.add_subparsers(dest="eval_command", metavar="{run,score}", required=True)
+    run = eval_commands.add_parser("run", help="generate answers and score them (resumes an existing --output)")
+    run.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
+    run.add_argument("--data", required=True, help="the benchmark's local directory (see the docs for its layout)")
+    run.add_argument("--model", required=True, help="local model directory")
+    run.add_argument("--output", required=True, help="predictions JSONL; rerun with the same file to resume")
+    run.add_argument("--summary", help="summary JSON (default: next to --output)")
+    run.add_argument("--num-frames", dest="num_frames", type=int, default=16, help="frames per video (16/32/64)")
+    run.add_argument("--fps", type=float, default=None, help="sample at this rate instead (between 4 and --num-frames)")
+    run.add_argument("--max-pixels", dest="max_pixels", type=int, default=None, help="total pixel budget per video")
+    run.add_argument("--temperature", type=float, default=0.1, help="0 for greedy (default 0.1, as the papers)")
+    run.add_argument("--top-p", dest="top_p", type=float, default=0.001)
+    run.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=1024)
+    run.add_argument("--batch-size", dest="batch_size", type=int, default=1)
+    run.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    run.add_argument("--parser", default="official", help="official (the benchmark's own rules) or strict")
+    run.add_argument("--bf16", action="store_true", help="load the model in bfloat16")
+    run.set_defaults(handler=_eval_run)
+    score = eval_commands.add_parser("score", help="re-score a predictions JSONL")
+    score.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
+    score.add_argument("--predictions", required=True)
+    score.add_argument("--data", default=None, help="the benchmark directory (only needed for old files)")
+    score.add_argument("--parser", default="official")
+    score.add_argument("--summary", help="write the summary JSON here")
+    score.set_defaults(handler=_eval_score)
+
+    demo = commands.add_parser(
+        "demo", help="synthesize a video world, warm up, train with Video-KTR, evaluate, report (CPU, minutes)"
+    )
+    demo.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--json", help="also write the summary figures to this file")
+    demo.add_argument("--quick", action="store_true", help="a smaller run, about a minute")
+    demo.set_defaults(handler=_demo)
     return parser
 
 
