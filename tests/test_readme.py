@@ -12,7 +12,8 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 def test_readme_starts_with_the_commands():
     text = README.read_text()
     first_block = text.split("```bash\n", 1)[1].split("```", 1)[0]
-    assert "make test" in first_block
+    commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    assert commands == ["make demo", "make test"]
     assert text.index("```bash") < text.index("## ")
 
 
