@@ -287,14 +287,7 @@ class QwenVLAdapter:
         num_completions, length = completion_ids.shape
         positions = self.rope_positions(variant, length)
         prompt_length = variant.input_ids.shape[1]
-        prompt_out = self.inner(
-            input_ids=variant.input_ids,
-            position_ids=positions[:, :, :prompt_length],
-            mm_encoder_outputs=dict(variant.encoder_outputs) or None,
-            use_cache=True,
-        )
-        cache = prompt_out.cache
-        cache.batch_repeat_interleave(num_completions)
+        prompt_out, cache = self._prefix(variant, positions, num_completions)
         completion_out = self.inner(
             input_ids=completion_ids,
             position_ids=positions[:, :, prompt_length:].expand(3, num_completions, length),
@@ -307,6 +300,18 @@ class QwenVLAdapter:
         predictors = torch.cat([last_prompt, completion_out.last_hidden_state[:, :-1]], dim=1)
         del prompt_out, completion_out, cache
         return self.logps_from_hidden(predictors, completion_ids, chunk_size, with_entropy, temperature)
+
+    def _prefix(self, variant: PromptVariant, positions: torch.Tensor, num_completions: int):
+        """Run the prompt once; its KV cache, repeated for the ``G`` completions to run on."""
+        prompt_out = self.inner(
+            input_ids=variant.input_ids,
+            position_ids=positions[:, :, : variant.input_ids.shape[1]],
+            mm_encoder_outputs=dict(variant.encoder_outputs) or None,
+            use_cache=True,
+        )
+        cache = prompt_out.cache
+        cache.batch_repeat_interleave(num_completions)
+        return prompt_out, cache
 
     def logps_from_hidden(
         self,
@@ -370,14 +375,7 @@ class QwenVLAdapter:
         positions = self.rope_positions(variant, length)
         prompt_length = variant.input_ids.shape[1]
         if share_prefix:
-            prompt_out = self.inner(
-                input_ids=variant.input_ids,
-                position_ids=positions[:, :, :prompt_length],
-                mm_encoder_outputs=dict(features) or None,
-                use_cache=True,
-            )
-            cache = prompt_out.cache
-            cache.batch_repeat_interleave(num_completions)
+            prompt_out, cache = self._prefix(variant, positions, num_completions)
             first_logits = self.lm_head(prompt_out.last_hidden_state[:, -1:]).expand(num_completions, -1, -1)
             out = forward(
                 input_ids=completion_ids,
