@@ -363,9 +363,7 @@ def _generate(
     max_new_tokens: int,
     left_pad: bool,
 ) -> list[str]:
-    from transformers import GenerationConfig
-
-    from videoktr.train.rollout import eos_token_ids
+    from videoktr.train.rollout import generation_config
 
     tokenizer = processor.tokenizer
     previous_side = tokenizer.padding_side
@@ -375,25 +373,7 @@ def _generate(
         inputs = _model_inputs(processor, prompts, videos, max_pixels)
     finally:
         tokenizer.padding_side = previous_side
-    eos_ids = eos_token_ids(model, processor)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    if temperature > 0:
-        config = GenerationConfig(
-            do_sample=True,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=0,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=eos_ids,
-            pad_token_id=pad_id,
-        )
-    else:
-        config = GenerationConfig(
-            do_sample=False,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=eos_ids,
-            pad_token_id=pad_id,
-        )
+    config = generation_config(model, processor, max_new_tokens, temperature, top_p)
     device = next(model.parameters()).device
     inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
     prompt_length = inputs["input_ids"].shape[1]

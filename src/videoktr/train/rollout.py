@@ -33,6 +33,32 @@ def eos_token_ids(model, processor) -> list[int]:
     return ids
 
 
+def generation_config(
+    model,
+    processor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    num_return_sequences: int = 1,
+) -> GenerationConfig:
+    """Pure temperature / nucleus sampling (``top_k`` and repetition penalties off, so samples
+    come from the distribution the loss assumes), or greedy decoding when ``temperature <= 0``;
+    stopping on the model's end tokens and padding with the tokenizer's pad id."""
+    eos_ids = eos_token_ids(model, processor)
+    pad_id = processor.tokenizer.pad_token_id
+    common = dict(
+        max_new_tokens=max_new_tokens,
+        num_return_sequences=num_return_sequences,
+        eos_token_id=eos_ids,
+        pad_token_id=pad_id if pad_id is not None else eos_ids[0],
+    )
+    if temperature <= 0:
+        return GenerationConfig(do_sample=False, **common)
+    return GenerationConfig(
+        do_sample=True, temperature=temperature, top_p=top_p, top_k=0, repetition_penalty=1.0, **common
+    )
+
+
 @torch.no_grad()
 def generate_completions(
     model,
@@ -52,25 +78,12 @@ def generate_completions(
         ``completion_ids`` ``[G, T]`` (right-padded with the pad id) and ``completion_mask``
         ``[G, T]`` (true up to and including the first end token).
     """
-    tokenizer = processor.tokenizer
-    eos_ids = eos_token_ids(model, processor)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    config = GenerationConfig(
-        do_sample=True,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=0,
-        repetition_penalty=1.0,
-        max_new_tokens=max_completion_length,
-        num_return_sequences=num_generations,
-        eos_token_id=eos_ids,
-        pad_token_id=pad_id,
-    )
+    config = generation_config(model, processor, max_completion_length, temperature, top_p, num_generations)
     device = next(model.parameters()).device
     inputs = {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in prompt_inputs.items()}
     prompt_length = inputs["input_ids"].shape[1]
     sequences = model.generate(**inputs, generation_config=config)
     completion_ids = sequences[:, prompt_length:]
     if completion_ids.shape[1] == 0:  # cannot happen with max_new_tokens >= 1, but keep shapes valid
-        completion_ids = torch.full((sequences.shape[0], 1), pad_id, dtype=sequences.dtype, device=device)
-    return completion_ids, completion_mask_from_eos(completion_ids, eos_ids)
+        completion_ids = torch.full((sequences.shape[0], 1), config.pad_token_id, dtype=sequences.dtype, device=device)
+    return completion_ids, completion_mask_from_eos(completion_ids, config.eos_token_id)
