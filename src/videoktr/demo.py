@@ -194,6 +194,12 @@ def write_plots(output_dir: Path, summary: dict, rl_logs: list[dict]) -> list[Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def save(figure, name: str) -> Path:
+        figure.tight_layout()
+        figure.savefig(output_dir / name, dpi=120)
+        plt.close(figure)
+        return output_dir / name
+
     paths = []
     figure, axis = plt.subplots(figsize=(6, 3.2))
     steps = [entry["step"] for entry in rl_logs]
@@ -203,10 +209,7 @@ def write_plots(output_dir: Path, summary: dict, rl_logs: list[dict]) -> list[Pa
     axis.set_xlabel("RL step")
     axis.set_title("Reward during training")
     axis.legend()
-    figure.tight_layout()
-    paths.append(output_dir / "reward_curve.png")
-    figure.savefig(paths[-1], dpi=120)
-    plt.close(figure)
+    paths.append(save(figure, "reward_curve.png"))
 
     figure, axis = plt.subplots(figsize=(6, 3.2))
     kinds = list(summary["accuracy_before"])
@@ -218,10 +221,7 @@ def write_plots(output_dir: Path, summary: dict, rl_logs: list[dict]) -> list[Pa
     axis.set_ylabel("accuracy")
     axis.set_title("Test accuracy by question kind")
     axis.legend()
-    figure.tight_layout()
-    paths.append(output_dir / "accuracy.png")
-    figure.savefig(paths[-1], dpi=120)
-    plt.close(figure)
+    paths.append(save(figure, "accuracy.png"))
 
     figure, axis = plt.subplots(figsize=(6, 3.2))
     labels = [f"{signal}\non {label}" for signal in ("visual", "temporal") for label in ("visual", "temporal")]
@@ -233,10 +233,7 @@ def write_plots(output_dir: Path, summary: dict, rl_logs: list[dict]) -> list[Pa
     axis.set_ylabel("precision")
     axis.set_title("Selections vs ground-truth labels")
     axis.legend()
-    figure.tight_layout()
-    paths.append(output_dir / "attribution_precision.png")
-    figure.savefig(paths[-1], dpi=120)
-    plt.close(figure)
+    paths.append(save(figure, "attribution_precision.png"))
     return paths
 
 
