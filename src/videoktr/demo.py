@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .analysis.ground_truth import SelectionQuality, token_labels
+from .analysis.html import example_block, html_page, render_token_spans, signal_legend
 from .attribution import KeyTokenAttributor
 from .data.dataset import VideoR1Dataset
 from .data.prompts import build_prompt_inputs
@@ -144,48 +145,27 @@ def _attribution_quality(model, processor, world_dir: Path, config: DemoConfig):
     return quality, examples
 
 
-def _render_token(token: str) -> str:
-    return html.escape(token.replace("Ġ", " ").replace("Ċ", "\n"))
-
-
 def write_report_html(path: Path, summary: dict, examples: list[dict]) -> None:
     """Reference traces with each token coloured by the signals that selected it; the ground
     truth label is the underline colour (solid: visual, dashed: temporal)."""
-    rows = []
-    for example in examples:
-        spans = []
-        for i, token in enumerate(example["tokens"]):
-            chosen = [s for s in SIGNALS if example["selected"][s][i]]
-            colours = [SIGNAL_COLOURS[s] for s in chosen]
-            background = (
-                f"linear-gradient({', '.join(colours + colours[-1:])})" if len(colours) > 1
-                else (colours[0] if colours else "transparent")
-            )
-            label = example["labels"][i]
-            underline = {"visual": "border-bottom:2px solid #222", "temporal": "border-bottom:2px dashed #222"}.get(label, "")
-            title = "; ".join(f"{s} {example['scores'][s][i]:.3f}" for s in SIGNALS) + f"; label {label}"
-            style = f"background:{background};{underline};color:{'#fff' if chosen else '#222'}"
-            spans.append(f'<span class="tok" style="{style}" title="{html.escape(title)}">{_render_token(token)}</span>')
-        rows.append(
-            f"<div class='ex'><div class='meta'>{html.escape(str(example['id']))} &middot; {example['kind']} &middot; "
-            f"{html.escape(example['problem'])}</div><div class='trace'>{''.join(spans)}</div></div>"
+    rows = [
+        example_block(
+            f"{html.escape(str(example['id']))} &middot; {example['kind']} &middot; {html.escape(example['problem'])}",
+            render_token_spans(example["tokens"], example["selected"], example["scores"], labels=example["labels"]),
         )
-    legend = " ".join(f"<span class='tok' style='background:{c};color:#fff'>{s}</span>" for s, c in SIGNAL_COLOURS.items())
+        for example in examples
+    ]
     table = "".join(
         f"<tr><td>{s}</td><td>{label}</td><td>{q['precision']:.2f}</td><td>{q['random_precision']:.2f}</td>"
         f"<td>{q['recall']:.2f}</td><td>{q['random_recall']:.2f}</td></tr>"
         for s, by_label in summary["attribution"].items() for label, q in by_label.items()
     )
-    path.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>videoktr demo report</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}
-.tok{{padding:1px 0;border-radius:2px;white-space:pre-wrap}}.ex{{margin:1em 0;padding:.6em;border:1px solid #ddd;border-radius:6px}}
-.meta{{font-size:.85em;color:#666;margin-bottom:.3em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style>
-</head><body><h1>videoktr demo</h1>
+    path.write_text(html_page("videoktr demo report", f"""<h1>videoktr demo</h1>
 <p>Accuracy before training {summary['accuracy_before']['overall']:.1%}, after {summary['accuracy_after']['overall']:.1%}.</p>
 <h2>Attribution against ground truth (top {summary['config']['ktr_ratio']:.0%} per signal, reference traces)</h2>
 <table><tr><th>signal</th><th>label</th><th>precision</th><th>random</th><th>recall</th><th>random</th></tr>{table}</table>
-<h2>Reference traces</h2><p>Colour: the signals that selected a token {legend}. Underline: ground truth
-(solid visual, dashed temporal). Hover a token for its scores.</p>{''.join(rows)}</body></html>""")
+<h2>Reference traces</h2><p>Colour: the signals that selected a token {signal_legend(SIGNALS)}. Underline: ground truth
+(solid visual, dashed temporal). Hover a token for its scores.</p>{''.join(rows)}"""))
 
 
 def write_plots(output_dir: Path, summary: dict, rl_logs: list[dict]) -> list[Path]:
