@@ -83,6 +83,19 @@ def _print_train_keys() -> None:
             print(f"  --{item.name:<26} {item.metadata['help']}")
 
 
+def _eval_judge(args: argparse.Namespace, command: str):
+    """The --judge as a Judge, None without one, or False (after printing why) when it cannot load."""
+    if args.judge is None:
+        return None
+    from videoktr.eval.judge import load_judge
+
+    try:
+        return load_judge(args.judge, retries=args.judge_retries)
+    except ValueError as error:
+        print(f"videoktr eval {command}: {error}", file=sys.stderr)
+        return False
+
+
 def _eval_run(args: argparse.Namespace) -> int:
     """Generate and score a benchmark with a local model; resumable through --output."""
     from pathlib import Path
@@ -91,6 +104,9 @@ def _eval_run(args: argparse.Namespace) -> int:
     from videoktr.train.config import ConfigError
     from videoktr.train.run import load_local_model
 
+    judge = _eval_judge(args, "run")
+    if judge is False:
+        return 2
     try:
         model, processor = load_local_model(args.model, bf16=args.bf16)
     except ConfigError as error:
@@ -104,6 +120,7 @@ def _eval_run(args: argparse.Namespace) -> int:
         model, processor, args.benchmark, args.data, args.output, num_frames=args.num_frames, fps=args.fps,
         max_pixels=args.max_pixels, temperature=args.temperature, top_p=args.top_p,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit, parser=args.parser,
+        judge=judge,
     )
     print(summary.format_table())
     summary_path = Path(args.summary or Path(args.output).with_suffix(".summary.json"))
@@ -118,7 +135,10 @@ def _eval_score(args: argparse.Namespace) -> int:
 
     from videoktr.eval.runner import score_predictions, write_summary
 
-    summary = score_predictions(args.benchmark, args.predictions, data_dir=args.data, parser=args.parser)
+    judge = _eval_judge(args, "score")
+    if judge is False:
+        return 2
+    summary = score_predictions(args.benchmark, args.predictions, data_dir=args.data, parser=args.parser, judge=judge)
     print(summary.format_table())
     if args.summary:
         write_summary(summary, Path(args.summary))
@@ -138,6 +158,54 @@ def _demo(args: argparse.Namespace) -> int:
                             eval_limit=18, attribution_limit=12)
     run_demo(config, json_path=args.json)
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    """Statistics of the selected tokens in rollout dumps, as text, and optionally HTML / JSON."""
+    from videoktr.analysis.rollouts import (
+        PosTaggerUnavailable,
+        RolloutDumpError,
+        analyze_rollouts,
+        load_pos_tagger,
+        load_rollouts,
+        write_rollouts_html,
+    )
+
+    try:
+        # The tagger first: a missing spaCy should stop the command before any work.
+        tagger = load_pos_tagger() if args.pos else None
+        rollouts = load_rollouts(args.paths)
+    except (PosTaggerUnavailable, RolloutDumpError) as error:
+        print(f"videoktr analyze: {error}", file=sys.stderr)
+        return 2
+    analysis = analyze_rollouts(rollouts, top=args.top, pos_tagger=tagger)
+    print(analysis.format_text())
+    written = []
+    if args.html:
+        written.append(f"html report: {write_rollouts_html(args.html, analysis, rollouts, args.max_completions)}")
+    if args.json:
+        written.append(f"json: {analysis.write_json(args.json)}")
+    if written:
+        print("\n" + "\n".join(written))
+    return 0
+
+
+def _add_judge_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--judge", metavar="MODULE:FUNCTION", default=None,
+        help="an LLM judge f(messages) -> str for the official judge-based scoring of mmvu (every answer) and "
+             "tempcompass (answers its rules cannot match); verdicts are stored in the predictions file. Without "
+             "it those two use rule-based stand-ins; other benchmarks and --parser strict ignore it",
+    )
+    command.add_argument("--judge-retries", dest="judge_retries", type=int, default=2,
+                         help="retries after a judge error before the question becomes an error row (default 2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, default=None, help="only the first N questions")
     run.add_argument("--parser", default="official", help="official (the benchmark's own rules) or strict")
     run.add_argument("--bf16", action="store_true", help="load the model in bfloat16")
+    _add_judge_arguments(run)
     run.set_defaults(handler=_eval_run)
     score = eval_commands.add_parser("score", help="re-score a predictions JSONL")
     score.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
@@ -222,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--data", default=None, help="the benchmark directory (only needed for old files)")
     score.add_argument("--parser", default="official")
     score.add_argument("--summary", help="write the summary JSON here")
+    _add_judge_arguments(score)
     score.set_defaults(handler=_eval_score)
 
     demo = commands.add_parser(
@@ -232,6 +302,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", help="also write the summary figures to this file")
     demo.add_argument("--quick", action="store_true", help="a smaller run, about a minute")
     demo.set_defaults(handler=_demo)
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="statistics of the tokens the signals selected, from the trainer's rollout dumps",
+        description=(
+            "Read rollout dumps (train with --rollout_dump_steps N; they are written to OUTPUT_DIR/rollouts/) "
+            "and print, over all their tokens: each signal's selection and the overlaps of the selections, "
+            "the words each signal selects most, the tokens no signal selected, and score summaries."
+        ),
+    )
+    analyze.add_argument("paths", nargs="+", metavar="PATH", help="a rollout dump .jsonl, or a directory of them")
+    analyze.add_argument("--top", type=_positive_int, default=20, metavar="N", help="words listed per table (default 20)")
+    analyze.add_argument("--html", metavar="FILE", help="write a heatmap of the completions' tokens to this HTML file")
+    analyze.add_argument("--max-completions", dest="max_completions", type=_positive_int, default=200, metavar="N",
+                         help="completions shown in the HTML file (default 200)")
+    analyze.add_argument("--json", metavar="FILE", help="write every statistic to this JSON file")
+    analyze.add_argument("--pos", action="store_true",
+                         help="part-of-speech distribution of the selected words (needs spaCy: pip install 'videoktr[pos]')")
+    analyze.set_defaults(handler=_analyze)
     return parser
 
 

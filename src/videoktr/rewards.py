@@ -35,7 +35,6 @@ name in :data:`REWARD_FUNCTIONS` or name it as ``"package.module:function"`` (se
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 import warnings
@@ -45,6 +44,8 @@ from functools import lru_cache
 import jiwer
 import torch
 from rouge_score import rouge_scorer
+
+from ._specs import is_callable_spec, load_callable_spec
 
 __all__ = [
     "PROBLEM_TYPES",
@@ -410,7 +411,8 @@ def load_reward_function(spec: str) -> RewardFunction:
         spec == "pkg.module:name"       -> importlib.import_module("pkg.module").name
         spec == "pkg.module:Cls.method" -> dotted attributes are followed one by one
 
-    The module is imported with :func:`importlib.import_module`; the spec is never evaluated.
+    The module is imported with :func:`importlib.import_module`; the spec is never evaluated
+    (the ``module:attribute`` loading is shared with evaluation judges, ``videoktr._specs``).
     The result must be callable as ``f(completion: str, row: Mapping) -> float``.
 
     Raises:
@@ -422,39 +424,13 @@ def load_reward_function(spec: str) -> RewardFunction:
         raise ValueError(f"a reward function spec must be a non-empty string, got {spec!r}")
     if spec in REWARD_FUNCTIONS:
         return REWARD_FUNCTIONS[spec]
-    module_name, colon, attribute_path = (part.strip() for part in spec.partition(":"))
-    if not colon or not module_name or not attribute_path:
+    if not is_callable_spec(spec):
         builtins = ", ".join(repr(name) for name in REWARD_FUNCTIONS)
         raise ValueError(
             f"unknown reward function {spec!r}: not a built-in ({builtins}) and not of the form "
             "'module:function'"
         )
-    try:
-        target: object = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name or module_name.startswith(f"{exc.name}."):
-            raise ValueError(f"reward function {spec!r}: no module named {module_name!r}") from exc
-        raise ValueError(
-            f"reward function {spec!r}: importing {module_name!r} failed: {exc}"
-        ) from exc
-    except Exception as exc:
-        raise ValueError(
-            f"reward function {spec!r}: importing {module_name!r} raised "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    for depth, attribute in enumerate(attribute_path.split(".")):
-        try:
-            target = getattr(target, attribute)
-        except AttributeError as exc:
-            owner = ".".join([module_name, *attribute_path.split(".")[:depth]])
-            raise ValueError(
-                f"reward function {spec!r}: {owner!r} has no attribute {attribute!r}"
-            ) from exc
-    if not callable(target):
-        raise ValueError(  # noqa: TRY004 - every bad spec is one ValueError
-            f"reward function {spec!r} is not callable: it is a {type(target).__name__}"
-        )
-    return target  # type: ignore[return-value]
+    return load_callable_spec(spec, "reward function")  # type: ignore[return-value]
 
 
 def _named_functions(

@@ -5,7 +5,11 @@
   layout it reads, the prompt it builds and, rule by rule, the official scoring it reproduces
   (with the source repository and file), plus a ``strict`` parser where the official rule
   misjudges answers.
-* ``score_output(benchmark, row, output, parser)``: one output against one annotation row.
+* ``score_output(benchmark, row, output, parser, judge=None)``: one output against one
+  annotation row.
+* ``videoktr.eval.judge``: pluggable LLM judges (``judge(messages) -> str``, loaded from
+  ``"module:function"``) that run MMVU's and TempCompass's official judge-based scoring; without
+  one those two are scored by rule-based stand-ins, and every summary's ``scorer`` says which.
 * ``run_evaluation(model, processor, benchmark, data_dir, output_file, ...)``: batched
   generation on uniformly sampled frames, predictions streamed to JSONL, resumable.
 * ``score_predictions(benchmark, predictions_file, ...)``: re-score without the model.
@@ -20,6 +24,7 @@ per-benchmark modules reproduce the benchmarks' own official protocols instead.
 
 from .benchmarks import BENCHMARKS, get_benchmark, judge_output, score_output
 from .common import AnnotationError, EvalItem, Judgement, strict_choice
+from .judge import Judge, JudgeError, load_judge, local_hf_judge
 from .runner import (
     EvalSummary,
     PredictionsFileError,
@@ -36,11 +41,15 @@ __all__ = [
     "AnnotationError",
     "EvalItem",
     "EvalSummary",
+    "Judge",
+    "JudgeError",
     "Judgement",
     "PredictionsFileError",
     "decode_uniform",
     "get_benchmark",
     "judge_output",
+    "load_judge",
+    "local_hf_judge",
     "read_predictions",
     "run_evaluation",
     "score_output",

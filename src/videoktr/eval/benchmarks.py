@@ -8,6 +8,11 @@ Every benchmark is a module with the same surface:
 * ``load_items(data_dir) -> list[EvalItem]``: the official annotation files, validated;
 * ``build_prompt(row) -> str``: the prompt the official script sends;
 * ``judge(row, output, parser) -> Judgement``: one output scored against one annotation row.
+
+A benchmark whose official scorer asks an LLM judge (``mmvu``, ``tempcompass``) also has
+``JUDGE_PARSERS`` (the parsers that ask it), ``JUDGED_SCORER_NOTE`` and takes
+``judge(row, output, parser, judge=...)``; see ``videoktr.eval.judge``. Giving a judge for any
+other benchmark or parser is a documented no-op.
 """
 
 from __future__ import annotations
@@ -18,8 +23,20 @@ from typing import Any
 
 from . import mmvu, synthetic, tempcompass, video_holmes, videomme, videommmu
 from .common import EvalItem, Judgement
+from .judge import Judge, JudgeFunction, as_judge
 
-__all__ = ["BENCHMARKS", "get_benchmark", "judge_output", "score_output"]
+__all__ = [
+    "BENCHMARKS",
+    "STAND_IN_SCORER",
+    "get_benchmark",
+    "judge_applies",
+    "judge_output",
+    "score_output",
+    "scorer_name",
+]
+
+STAND_IN_SCORER = "rule-based stand-in"
+"""The scorer of a judge benchmark's ``official`` parser when no judge is given."""
 
 BENCHMARKS: dict[str, ModuleType] = {
     "video_holmes": video_holmes,
@@ -41,19 +58,54 @@ def get_benchmark(benchmark: str) -> ModuleType:
         ) from None
 
 
+def judge_applies(benchmark: str, parser: str) -> bool:
+    """Whether ``parser`` of ``benchmark`` asks an LLM judge when one is given."""
+    return parser in getattr(get_benchmark(benchmark), "JUDGE_PARSERS", ())
+
+
+def scorer_name(benchmark: str, parser: str, judge: Judge | None = None) -> str:
+    """What produces the scores, as rows and summaries record it::
+
+        judge benchmark (mmvu, tempcompass), parser "official", a judge -> "official (judge: NAME)"
+        judge benchmark, parser "official", no judge                     -> "rule-based stand-in"
+        any other benchmark, parser "official"                           -> "official"
+        any other parser P                                               -> "P parser"
+
+    (``NAME`` is the judge's ``module:function``.) A judge given where it does not apply leaves
+    the scorer unchanged.
+    """
+    if judge_applies(benchmark, parser):
+        return f"official (judge: {judge.name})" if judge is not None else STAND_IN_SCORER
+    return "official" if parser == "official" else f"{parser} parser"
+
+
 def judge_output(
-    benchmark: str, item: Mapping[str, Any] | EvalItem, output: str, parser: str = "official"
+    benchmark: str,
+    item: Mapping[str, Any] | EvalItem,
+    output: str,
+    parser: str = "official",
+    *,
+    judge: Judge | str | JudgeFunction | None = None,
 ) -> Judgement:
-    """Like :func:`score_output`, with the extracted prediction and the counted flag."""
+    """Like :func:`score_output`, with the extracted prediction, the counted flag and, when a
+    judge was asked, its reply and verdict."""
     module = get_benchmark(benchmark)
     row = item.row if isinstance(item, EvalItem) else item
     if not isinstance(row, Mapping):
         raise TypeError(f"item must be an annotation row (a mapping), got {type(row).__name__}")
+    resolved = as_judge(judge)
+    if resolved is not None and judge_applies(benchmark, parser):
+        return module.judge(row, output, parser, judge=resolved)
     return module.judge(row, output, parser)
 
 
 def score_output(
-    benchmark: str, item: Mapping[str, Any] | EvalItem, output: str, parser: str = "official"
+    benchmark: str,
+    item: Mapping[str, Any] | EvalItem,
+    output: str,
+    parser: str = "official",
+    *,
+    judge: Judge | str | JudgeFunction | None = None,
 ) -> float:
     """Score ONE model output against ONE official annotation row, as the benchmark scores it.
 
@@ -68,5 +120,11 @@ def score_output(
     quirks included) or ``"strict"`` (see ``videoktr.eval.common.strict_choice``); the synthetic
     benchmark also accepts ``"video_r1"``. Returns a score in ``[0, 1]``; a malformed output
     scores 0.0 and never raises.
+
+    ``judge``: an LLM judge (``f(messages) -> str``, a ``"module:function"`` spec or a
+    ``videoktr.eval.judge.Judge``) for the benchmarks whose official scorer asks one (``mmvu``:
+    every output; ``tempcompass``: outputs its rules cannot match), with ``parser="official"``;
+    ignored elsewhere. An unparseable reply scores 0.0; a judge that keeps raising raises
+    ``videoktr.eval.judge.JudgeError`` (after its retries).
     """
-    return judge_output(benchmark, item, output, parser).score
+    return judge_output(benchmark, item, output, parser, judge=judge).score

@@ -82,11 +82,17 @@ class Judgement:
             Only two official scripts drop questions: Video-MME ignores responses from which no
             letter can be extracted, VideoMMMU (lmms-eval) drops empty responses. Always ``True``
             for strict parsers.
+        judge_reply: the LLM judge's reply, when one was asked (see ``videoktr.eval.judge``).
+        judge_verdict: what the official decision rule read from ``judge_reply``:
+            ``"correct"``, ``"incorrect"`` or ``"unparseable"`` (scored 0); ``None`` when no
+            judge was asked.
     """
 
     score: float
     prediction: str | None
     counted: bool = True
+    judge_reply: str | None = None
+    judge_verdict: str | None = None
 
 
 def check_parser(benchmark: str, parser: str, allowed: Sequence[str] = PARSERS) -> str:

@@ -3,9 +3,9 @@
 Why it is here: the Video-KTR paper reports MMVU's multiple-choice questions ("MMVU (mc)").
 MMVU's authors score every answer with a GPT-4o judge (yale-nlp/MMVU ``acc_evaluation.py`` ->
 ``utils/eval_utils.py``, ``get_acc_async``: the judge extracts the answer letter and decides
-correctness). A judge cannot be reproduced offline and deterministically, so this module scores
-with rules instead and says so in every summary: numbers from it are rule-based, not the
-official judge's.
+correctness). Given a judge (``judge=``, see ``videoktr.eval.judge``), ``parser="official"`` runs
+that flow; without one it scores with rules instead and says so in every summary ("rule-based
+stand-in"): those numbers are not the official judge's.
 
 Expected layout (the Hugging Face release yale-nlp/MMVU)::
 
@@ -35,15 +35,36 @@ the prompt asks for)::
     otherwise prediction = strict_choice(whole output) (a bare label such as "B" or "(B)")
     score = 1.0 if prediction == answer else 0.0; no prediction scores 0.0
 
+``parser="official"`` with a judge (the official flow, ``prepare_evaluation_message`` and
+``get_acc_async``): every output, whatever it looks like, goes to the judge as a system message
+(extract the final answer, compare it with the ground truth, reply as
+``{"extracted_answer": str, "correct": bool}``) and a user message (the question, the options as
+``"A: text"`` lines, the ground-truth letter, the full model response). Our wording of the
+instruction is our own; the fields, the inputs and the decision rule are the official ones::
+
+    reply = the judge's text, stripped; one surrounding ``` or ```json fence is removed
+    parsed = json.loads(reply), which must be an object whose "extracted_answer" is a string
+             and whose "correct" is a JSON boolean (other keys are ignored)
+    score = 1.0 if parsed["correct"] is true else 0.0     (the judge's word decides, as
+                                                            officially; "extracted_answer" is
+                                                            only recorded, as the prediction)
+    a reply that does not parse: score 0.0, prediction "", judge_verdict "unparseable"
+                                 (the official script likewise counts a failed parse as wrong)
+
+The official script asks GPT-4o through OpenAI structured outputs (the schema above, at most 128
+tokens); a judge function given a chat API can do the same, e.g. with
+``response_format={"type": "json_object"}``.
+
 ``parser="strict"``: :func:`videoktr.eval.common.strict_choice` only (the last answer block, or
-the whole output, must be a bare label or a label with its option's text).
+the whole output, must be a bare label or a label with its option's text). It never asks a judge.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -70,6 +91,24 @@ SCORER_NOTE = (
     "official scorer is a GPT-4o judge (yale-nlp/MMVU utils/eval_utils.py); these scores use "
     "the rule-based final-answer parser instead"
 )
+JUDGE_PARSERS = ("official",)
+"""The parsers that ask a judge when one is given (see ``videoktr.eval.judge``)."""
+JUDGED_SCORER_NOTE = (
+    "official: yale-nlp/MMVU utils/eval_utils.py judge flow (the judge extracts the final answer "
+    "and its 'correct' decides), with the judge named in 'scorer'"
+)
+
+JUDGE_INSTRUCTION = (
+    "You grade a model's answer to a multiple-choice question. First find the final answer in "
+    "the model's response, then check it against the ground-truth answer.\n"
+    "Reply with only a JSON object with these two fields:\n"
+    "{\n"
+    '    "extracted_answer": the option letter (A, B, C, D or E) the response gives as its final '
+    'answer, a single character ("" if it gives none),\n'
+    '    "correct": true if that answer is the ground-truth answer, false otherwise\n'
+    "}"
+)
+"""The judge's system message (our wording of the official instruction's content)."""
 
 MULTI_CHOICE_COT_PROMPT = Template(
     "\nQuestion: $question\n$optionized_str\n\n"
@@ -106,11 +145,62 @@ def rule_prediction(output: str, choices: Mapping[str, str]) -> str:
     return strict_choice(output, choices) or ""
 
 
-def judge(row: Mapping[str, Any], output: str, parser: str = "official") -> Judgement:
-    """Score one output against one multiple-choice row (``answer``, ``choices``)."""
+def judge_messages(row: Mapping[str, Any], output: str) -> list[dict[str, str]]:
+    """The official judging request for one output: a system and a user message."""
+    user = (
+        f"Question: {row['question']}\n\nOptions:\n{format_options(row['choices'])}\n\n"
+        f"Ground-truth answer: {row['answer']}\n\nModel response: {output}"
+    )
+    return [{"role": "system", "content": JUDGE_INSTRUCTION}, {"role": "user", "content": user}]
+
+
+_FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL)
+
+
+def parse_judge_reply(reply: str) -> tuple[str, bool] | None:
+    """``(extracted_answer, correct)`` from a judge reply, or ``None`` when it does not parse
+    (rules in the module docstring)."""
+    if not isinstance(reply, str):
+        return None
+    text = reply.strip()
+    fenced = _FENCE.fullmatch(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    extracted, correct = data.get("extracted_answer"), data.get("correct")
+    if not isinstance(extracted, str) or not isinstance(correct, bool):
+        return None
+    return extracted.strip(), correct
+
+
+def judge(
+    row: Mapping[str, Any],
+    output: str,
+    parser: str = "official",
+    judge: Callable[[list[dict[str, str]]], str] | None = None,
+) -> Judgement:
+    """Score one output against one multiple-choice row (``answer``, ``choices``).
+
+    With ``judge`` (a ``videoktr.eval.judge.Judge`` or any ``f(messages) -> str``) and
+    ``parser="official"`` the judge decides (official flow above); its failures propagate
+    (``JudgeError`` from a ``Judge``). With ``parser="strict"`` the judge is not asked.
+    """
     check_parser(NAME, parser, PARSERS)
     choices = {k: v for k, v in row["choices"].items() if isinstance(v, str) and v != ""}
     answer = str(row["answer"]).strip()
+    if parser == "official" and judge is not None:
+        reply = judge(judge_messages(row, output if isinstance(output, str) else ""))
+        parsed = parse_judge_reply(reply)
+        if parsed is None:
+            return Judgement(0.0, "", judge_reply=reply, judge_verdict="unparseable")
+        extracted, correct = parsed
+        verdict = "correct" if correct else "incorrect"
+        return Judgement(float(correct), extracted, judge_reply=reply, judge_verdict=verdict)
     if parser == "official":
         prediction = rule_prediction(output, choices)
     else:

@@ -18,9 +18,28 @@ Frames: ``num_frames`` frames sampled uniformly over the whole video (the middle
 
 A predictions line::
 
-    {"id": ..., "benchmark": ..., "parser": ..., "video": path, "output": generated text,
-     "prediction": what the parser read, "score": float, "counted": bool, "answer": reference,
-     <breakdown fields, e.g. "question_type": "SR">, "error": null or message, "row": annotation}
+    {"id": ..., "benchmark": ..., "parser": ..., "scorer": what scored it (see below),
+     "video": path, "output": generated text, "prediction": what the parser read,
+     "score": float, "counted": bool, "answer": reference,
+     <breakdown fields, e.g. "question_type": "SR">, "judge_reply": null or the judge's text,
+     "judge_verdict": null, "correct", "incorrect" or "unparseable",
+     "error": null or message, "error_source": null, "video" or "judge", "row": annotation}
+
+LLM judges (``judge=``, see ``videoktr.eval.judge``). MMVU's and TempCompass's official scorers ask
+an LLM; with a judge their ``official`` parser runs that flow and ``scorer`` reads
+``"official (judge: module:function)"``, without one ``"rule-based stand-in"`` (other benchmarks:
+``"official"``, or ``"<parser> parser"``; a judge given to them is ignored). Judge verdicts cost
+calls and need not be reproducible, so they are stored in the rows and reused, never asked twice:
+a row already scored by the same scorer and parser keeps its stored score. When a judge applies,
+every row with an output that this judge has not scored yet (rows scored by rules or another
+judge, and rows whose judge failed) is judged from its stored output, without the model, and
+written back into the predictions file in place (atomically, every few rows, so an interruption
+loses at most those few verdicts and never a row); :func:`run_evaluation` and
+:func:`score_predictions` both do this. A judge that raises on every retry turns the question
+into an error row (``error_source: "judge"``, score 0, counted) that keeps the model's output; the
+next run or ``score`` with a judge asks the judge again, and scoring without a judge scores the
+stored output by rules. Do not score a predictions file with a judge while a run is still
+appending to it.
 """
 
 from __future__ import annotations
@@ -37,8 +56,9 @@ import torch
 
 from videoktr.data import DecodedVideo, VideoDecodeError, decode_video, pixel_budget_size
 
-from .benchmarks import get_benchmark
+from .benchmarks import get_benchmark, judge_applies, scorer_name
 from .common import EvalItem, Judgement, check_parser
+from .judge import Judge, JudgeError, JudgeFunction, as_judge
 
 __all__ = [
     "EvalSummary",
@@ -55,6 +75,10 @@ _RESERVED_KEYS = {
     "id",
     "benchmark",
     "parser",
+    "scorer",
+    "judge_reply",
+    "judge_verdict",
+    "error_source",
     "video",
     "output",
     "prediction",
@@ -83,13 +107,18 @@ class EvalSummary:
         counted: questions in the accuracy's denominator: ``count`` minus those the official
             aggregation drops (Video-MME: no letter extracted; VideoMMMU: empty response).
         correct: sum of the counted questions' scores.
-        errors: questions whose video could not be read (score 0, counted).
+        errors: error rows (score 0, counted): videos that could not be read, and questions
+            whose LLM judge failed on every retry.
         accuracy: ``correct / counted`` (``None`` when nothing is counted).
         breakdown: ``{field: {value: {"count", "counted", "correct", "accuracy"}}}`` for each of
             the benchmark's breakdown fields (e.g. ``question_type``, ``duration``, ``kind``).
         scorer_note: what the benchmark's "official" parser reproduces.
         settings: generation and sampling settings of the run (empty when re-scored).
         predictions_file: where the per-question rows are.
+        scorer: what produced the number: ``"official (judge: module:function)"`` (an LLM judge
+            ran the official flow), ``"rule-based stand-in"`` (MMVU / TempCompass without a
+            judge), ``"official"`` (the benchmark's official rules) or ``"<parser> parser"``.
+        judge_errors: of ``errors``, the questions whose judge failed.
     """
 
     benchmark: str
@@ -103,6 +132,8 @@ class EvalSummary:
     scorer_note: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     predictions_file: str | None = None
+    scorer: str = ""
+    judge_errors: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,7 +145,7 @@ class EvalSummary:
             return "-" if value is None else f"{100 * value:.1f}"
 
         lines = [
-            f"{self.benchmark}  (parser: {self.parser})",
+            f"{self.benchmark}  (parser: {self.parser}; scorer: {self.scorer or self.parser})",
             f"{'':<28}{'acc %':>8}{'n':>8}",
             f"{'overall':<28}{percent(self.accuracy):>8}{self.counted:>8}",
         ]
@@ -123,7 +154,9 @@ class EvalSummary:
             for value, stats in values.items():
                 label = value if len(value) <= 26 else value[:25] + "~"
                 lines.append(f"  {label:<26}{percent(stats['accuracy']):>8}{stats['counted']:>8}")
-        notes = [f"questions {self.count}, video errors {self.errors}"]
+        notes = [f"questions {self.count}, video errors {self.errors - self.judge_errors}"]
+        if self.judge_errors:
+            notes.append(f"judge errors {self.judge_errors}")
         if self.counted != self.count:
             notes.append(f"not counted by the official aggregation {self.count - self.counted}")
         lines.append("; ".join(notes))
@@ -139,10 +172,22 @@ def summarize(
     *,
     settings: Mapping[str, Any] | None = None,
     predictions_file: str | os.PathLike | None = None,
+    judge: Judge | None = None,
+    judge_errors: int = 0,
 ) -> EvalSummary:
     """Aggregate ``(breakdown, judgement)`` pairs; ``judgement=None`` is an error row (score 0,
-    counted). Accuracy is the mean score over counted questions, overall and per category."""
+    counted). Accuracy is the mean score over counted questions, overall and per category.
+    ``judge`` is the judge that scored the records (it names the scorer), ``judge_errors`` how
+    many of the error rows are judge failures."""
     module = get_benchmark(benchmark)
+    if judge is not None and not judge_applies(benchmark, parser):
+        judge = None
+    if judge is not None:
+        note = module.JUDGED_SCORER_NOTE
+    elif parser == "official":
+        note = module.SCORER_NOTE
+    else:
+        note = f"{parser} parser"
     breakdown: dict[str, dict[str, dict[str, Any]]] = {
         name: {value: _empty_stats() for value in module.BREAKDOWN_ORDER.get(name, ())}
         for name in module.BREAKDOWN_FIELDS
@@ -175,9 +220,11 @@ def summarize(
         errors=errors,
         accuracy=correct / counted if counted else None,
         breakdown=breakdown,
-        scorer_note=module.SCORER_NOTE if parser == "official" else f"{parser} parser",
+        scorer_note=note,
         settings=dict(settings or {}),
         predictions_file=None if predictions_file is None else str(predictions_file),
+        scorer=scorer_name(benchmark, parser, judge),
+        judge_errors=judge_errors,
     )
 
 
@@ -243,44 +290,148 @@ def read_predictions(path: str | os.PathLike, *, repair: bool = False) -> list[d
     return rows
 
 
-def _rewrite_without(path: Path, drop_ids: set[str]) -> None:
-    """Atomically rewrite ``path`` keeping every row whose id is not in ``drop_ids``."""
-    kept = [row for row in read_predictions(path) if row["id"] not in drop_ids]
+def _write_rows_atomically(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Replace ``path`` by ``rows`` (a temporary file, fsynced, then renamed over it)."""
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w", encoding="utf-8") as handle:
-        for row in kept:
+        for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
+def _rewrite_without(path: Path, drop_ids: set[str]) -> None:
+    """Atomically rewrite ``path`` keeping every row whose id is not in ``drop_ids``."""
+    _write_rows_atomically(
+        path, [row for row in read_predictions(path) if row["id"] not in drop_ids]
+    )
+
+
+def _replace_rows(path: Path, replacements: Mapping[str, Mapping[str, Any]]) -> None:
+    """Atomically rewrite ``path`` with the rows whose id is in ``replacements`` replaced (in
+    place, order kept); every other row is written back as read."""
+    _write_rows_atomically(
+        path, [replacements.get(row["id"], row) for row in read_predictions(path)]
+    )
+
+
+def _verdict_fields(judgement: Judgement | None) -> dict[str, Any]:
+    return {
+        "prediction": None if judgement is None else judgement.prediction,
+        "score": 0.0 if judgement is None else judgement.score,
+        "counted": True if judgement is None else judgement.counted,
+        "judge_reply": None if judgement is None else judgement.judge_reply,
+        "judge_verdict": None if judgement is None else judgement.judge_verdict,
+    }
+
+
 def _prediction_row(
     benchmark: str,
     parser: str,
+    scorer: str,
     item: EvalItem,
     output: str | None,
     judgement: Judgement | None,
     error: str | None,
+    error_source: str | None = None,
 ) -> dict[str, Any]:
+    verdict = _verdict_fields(judgement)
     row: dict[str, Any] = {
         "id": item.id,
         "benchmark": benchmark,
         "parser": parser,
+        "scorer": scorer,
         "video": str(item.video),
         "output": output,
-        "prediction": None if judgement is None else judgement.prediction,
-        "score": 0.0 if judgement is None else judgement.score,
-        "counted": True if judgement is None else judgement.counted,
+        "prediction": verdict["prediction"],
+        "score": verdict["score"],
+        "counted": verdict["counted"],
         "answer": item.answer,
     }
     for name, value in item.breakdown.items():
         if name in _RESERVED_KEYS:  # a module bug, not a data problem
             raise RuntimeError(f"breakdown field {name!r} collides with a predictions key")
         row[name] = value
+    row["judge_reply"] = verdict["judge_reply"]
+    row["judge_verdict"] = verdict["judge_verdict"]
     row["error"] = error
+    row["error_source"] = error_source
     row["row"] = item.row
     return row
+
+
+def _rejudged_row(
+    row: Mapping[str, Any],
+    parser: str,
+    scorer: str,
+    judgement: Judgement | None,
+    error: str | None,
+) -> dict[str, Any]:
+    """``row`` (a stored prediction with an output) with a new verdict, or a judge error."""
+    updated = dict(row)
+    updated.update(parser=parser, scorer=scorer, **_verdict_fields(judgement))
+    updated["error"] = error
+    updated["error_source"] = None if error is None else "judge"
+    return updated
+
+
+def _is_video_error(row: Mapping[str, Any]) -> bool:
+    """An error row without a model output (the video could not be read)."""
+    return bool(row.get("error")) and row.get("error_source") != "judge"
+
+
+def _needs_judging(row: Mapping[str, Any], parser: str, scorer: str) -> bool:
+    """Whether a stored row has an output that the current judge has not scored yet."""
+    if not isinstance(row.get("output"), str) or _is_video_error(row):
+        return False
+    if row.get("error_source") == "judge":
+        return True  # the judge failed last time: ask again
+    return row.get("scorer") != scorer or row.get("parser") != parser
+
+
+_JUDGE_FLUSH_EVERY = 16
+"""Re-judged rows are written back into the predictions file in groups of this many."""
+
+
+def _judge_stored_outputs(
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    annotations: Mapping[str, Mapping[str, Any]],
+    module: Any,
+    parser: str,
+    scorer: str,
+    judge: Judge,
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """Judge the stored outputs of ``rows`` that ``judge`` has not scored (``annotations``: id ->
+    annotation row; rows without one are left alone) and write the new rows back into ``path``
+    every few rows and on the way out, also when interrupted. Returns id -> new row."""
+    stale = [
+        row for row in rows if row["id"] in annotations and _needs_judging(row, parser, scorer)
+    ]
+    updated: dict[str, dict[str, Any]] = {}
+    unsaved: dict[str, dict[str, Any]] = {}
+    bar = _progress_bar(len(stale), "judging stored outputs", progress)
+    try:
+        for row in stale:
+            try:
+                judgement = module.judge(annotations[row["id"]], row["output"], parser, judge=judge)
+                new = _rejudged_row(row, parser, scorer, judgement, None)
+            except JudgeError as exc:
+                new = _rejudged_row(row, parser, scorer, None, str(exc))
+            updated[row["id"]] = unsaved[row["id"]] = new
+            if len(unsaved) >= _JUDGE_FLUSH_EVERY:
+                _replace_rows(path, unsaved)
+                unsaved.clear()
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if unsaved:
+            _replace_rows(path, unsaved)
+        if bar is not None:
+            bar.close()
+    return updated
 
 
 # ------------------------------------------------------------------------------ frames and inputs
@@ -433,6 +584,7 @@ def run_evaluation(
     parser: str = "official",
     progress: bool = True,
     retry_errors: bool = False,
+    judge: Judge | str | JudgeFunction | None = None,
 ) -> EvalSummary:
     """Generate an answer for every question of ``benchmark`` and score it.
 
@@ -451,17 +603,26 @@ def run_evaluation(
             resumes and asks the rest.
         parser: scoring rule, recorded in every row and in the summary.
         progress: show a progress bar (tqdm) when available.
-        retry_errors: remove the file's error rows (unreadable videos) first and ask them again.
+        retry_errors: remove the file's unreadable-video error rows first and ask them again
+            (rows whose judge failed keep their output; a run with a judge re-judges them).
+        judge: an LLM judge for ``mmvu`` / ``tempcompass`` with ``parser="official"``
+            (``f(messages) -> str``, a ``"module:function"`` spec or a
+            ``videoktr.eval.judge.Judge``); ignored for other benchmarks and parsers. Stored
+            outputs this judge has not scored are judged first (module docstring).
 
     Returns:
         The summary over this run's questions (rows resumed from the file included, re-scored
-        from their outputs with ``parser``).
+        from their outputs with ``parser``, or with their stored verdicts of this judge).
     """
     module = get_benchmark(benchmark)
     check_parser(benchmark, parser, module.PARSERS)
     _check_settings(
         num_frames, fps, temperature, top_p, max_new_tokens, batch_size, limit, max_pixels
     )
+    judge = as_judge(judge)
+    if not judge_applies(benchmark, parser):
+        judge = None  # a documented no-op: this benchmark's official scorer asks no judge
+    scorer = scorer_name(benchmark, parser, judge)
     items = module.load_items(data_dir)
     if limit is not None:
         items = items[:limit]
@@ -476,11 +637,24 @@ def run_evaluation(
                 f"{row.get('benchmark')!r}, not {benchmark!r}; use another output file"
             )
     if retry_errors:
-        failed = {row["id"] for row in existing if row.get("error")}
+        failed = {row["id"] for row in existing if _is_video_error(row)}
         if failed:
             _rewrite_without(output_file, failed)
             existing = [row for row in existing if row["id"] not in failed]
     done = {row["id"]: row for row in existing}
+    if judge is not None:
+        done.update(
+            _judge_stored_outputs(
+                output_file,
+                existing,
+                {item.id: item.row for item in items},
+                module,
+                parser,
+                scorer,
+                judge,
+                progress,
+            )
+        )
     pending = [item for item in items if item.id not in done]
 
     bar = _progress_bar(len(pending), f"{benchmark}", progress)
@@ -498,7 +672,7 @@ def run_evaluation(
                         ready.append((item, _decode(item.video, num_frames, fps)))
                     except VideoDecodeError as exc:
                         finished[item.id] = _prediction_row(
-                            benchmark, parser, item, None, None, str(exc)
+                            benchmark, parser, scorer, item, None, None, str(exc), "video"
                         )
                 if ready:
                     outputs = _generate(
@@ -513,9 +687,15 @@ def run_evaluation(
                         left_pad=batch_size > 1,
                     )
                     for (item, _), output in zip(ready, outputs, strict=True):
-                        judgement = module.judge(item.row, output, parser)
+                        try:
+                            judgement = _score(module, item.row, output, parser, judge)
+                        except JudgeError as exc:  # keep the output; a later run asks again
+                            finished[item.id] = _prediction_row(
+                                benchmark, parser, scorer, item, output, None, str(exc), "judge"
+                            )
+                            continue
                         finished[item.id] = _prediction_row(
-                            benchmark, parser, item, output, judgement, None
+                            benchmark, parser, scorer, item, output, judgement, None
                         )
                 for item in batch:  # in question order
                     _write(handle, finished[item.id])
@@ -529,9 +709,12 @@ def run_evaluation(
         if was_training:
             model.train()
 
-    records = [
-        (item.breakdown, _rescore(module, item.row, done[item.id], parser)) for item in items
-    ]
+    records = []
+    judge_errors = 0
+    for item in items:
+        judgement, judge_failed = _rescore(module, item.row, done[item.id], parser, judge, scorer)
+        judge_errors += judge_failed
+        records.append((item.breakdown, judgement))
     settings = {
         "num_frames": num_frames,
         "fps": fps,
@@ -543,7 +726,15 @@ def run_evaluation(
         "limit": limit,
         "data_dir": str(data_dir),
     }
-    return summarize(benchmark, records, parser, settings=settings, predictions_file=output_file)
+    return summarize(
+        benchmark,
+        records,
+        parser,
+        settings=settings,
+        predictions_file=output_file,
+        judge=judge,
+        judge_errors=judge_errors,
+    )
 
 
 def _write(handle: Any, row: Mapping[str, Any]) -> None:
@@ -561,14 +752,53 @@ def _progress_bar(total: int, description: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=description, unit="q")
 
 
+def _score(
+    module: Any, annotation: Mapping[str, Any], output: str, parser: str, judge: Judge | None
+) -> Judgement:
+    """One output under ``parser``; ``judge`` only where it applies (the caller checks)."""
+    if judge is None:
+        return module.judge(annotation, output, parser)
+    return module.judge(annotation, output, parser, judge=judge)
+
+
+def _stored_judgement(prediction: Mapping[str, Any]) -> Judgement:
+    return Judgement(
+        score=float(prediction.get("score", 0.0)),
+        prediction=prediction.get("prediction"),
+        counted=bool(prediction.get("counted", True)),
+        judge_reply=prediction.get("judge_reply"),
+        judge_verdict=prediction.get("judge_verdict"),
+    )
+
+
 def _rescore(
-    module: Any, annotation: Mapping[str, Any], prediction: Mapping[str, Any], parser: str
-) -> Judgement | None:
-    """``None`` for an error row, else the judgement of the row's output under ``parser``."""
-    if prediction.get("error"):
-        return None
+    module: Any,
+    annotation: Mapping[str, Any],
+    prediction: Mapping[str, Any],
+    parser: str,
+    judge: Judge | None = None,
+    scorer: str | None = None,
+) -> tuple[Judgement | None, bool]:
+    """``(judgement, judge_failed)`` of one stored row; ``judgement=None`` for an error row.
+
+    Unreadable-video rows stay errors. With a judge (one that applies), a row this scorer already
+    scored keeps its stored verdict (or stays a judge error); any other row is judged now. Without
+    a judge every output is re-scored by ``parser``'s rules, a judge-error row's output included.
+    """
+    if _is_video_error(prediction):
+        return None, False
     output = prediction.get("output")
-    return module.judge(annotation, output if isinstance(output, str) else "", parser)
+    output = output if isinstance(output, str) else ""
+    if judge is not None:
+        if prediction.get("scorer") == scorer and prediction.get("parser") == parser:
+            if prediction.get("error_source") == "judge":
+                return None, True
+            return _stored_judgement(prediction), False
+        try:
+            return _score(module, annotation, output, parser, judge), False
+        except JudgeError:
+            return None, True
+    return module.judge(annotation, output, parser), False
 
 
 def score_predictions(
@@ -576,16 +806,29 @@ def score_predictions(
     predictions_file: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
     parser: str = "official",
+    *,
+    judge: Judge | str | JudgeFunction | None = None,
+    progress: bool = True,
 ) -> EvalSummary:
     """Re-score a predictions file without the model.
 
     Each row's output is judged against its annotation row: the one loaded from ``data_dir``
     (by id; every prediction must then belong to the benchmark's current annotations) or, with
-    ``data_dir=None``, the ``row`` stored in the prediction itself. Error rows stay errors (score
-    0, counted). Rows of another benchmark raise ``PredictionsFileError``.
+    ``data_dir=None``, the ``row`` stored in the prediction itself. Unreadable-video rows stay
+    errors (score 0, counted). Rows of another benchmark raise ``PredictionsFileError``.
+
+    Without a judge the file is only read. With ``judge`` (``mmvu`` / ``tempcompass``,
+    ``parser="official"``; ignored elsewhere), the outputs this judge has not scored yet are
+    judged and their rows updated in the predictions file in place (atomically, a few rows at a
+    time), so a second call asks the judge nothing new and an interrupted one resumes; rows
+    whose judge fails on every retry become judge-error rows, asked again next time.
     """
     module = get_benchmark(benchmark)
     check_parser(benchmark, parser, module.PARSERS)
+    judge = as_judge(judge)
+    if not judge_applies(benchmark, parser):
+        judge = None
+    scorer = scorer_name(benchmark, parser, judge)
     path = Path(predictions_file)
     if not path.is_file():
         raise PredictionsFileError(f"{path}: no such predictions file")
@@ -593,7 +836,7 @@ def score_predictions(
     annotations: dict[str, EvalItem] | None = None
     if data_dir is not None:
         annotations = {item.id: item for item in module.load_items(data_dir)}
-    records = []
+    checked: list[tuple[dict[str, Any], Mapping[str, Any], Mapping[str, str]]] = []
     for number, row in enumerate(rows, start=1):
         if row.get("benchmark") != benchmark:
             raise PredictionsFileError(
@@ -615,5 +858,25 @@ def score_predictions(
                     "pass data_dir"
                 )
             categories = {name: str(row.get(name, "")) for name in module.BREAKDOWN_FIELDS}
-        records.append((categories, _rescore(module, annotation, row, parser)))
-    return summarize(benchmark, records, parser, predictions_file=path)
+        checked.append((row, annotation, categories))
+    if judge is not None:
+        updated = _judge_stored_outputs(
+            path,
+            rows,
+            {row["id"]: annotation for row, annotation, _ in checked},
+            module,
+            parser,
+            scorer,
+            judge,
+            progress,
+        )
+        checked = [(updated.get(row["id"], row), a, c) for row, a, c in checked]
+    records = []
+    judge_errors = 0
+    for row, annotation, categories in checked:
+        judgement, judge_failed = _rescore(module, annotation, row, parser, judge, scorer)
+        judge_errors += judge_failed
+        records.append((categories, judgement))
+    return summarize(
+        benchmark, records, parser, predictions_file=path, judge=judge, judge_errors=judge_errors
+    )

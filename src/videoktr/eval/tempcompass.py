@@ -5,9 +5,10 @@ Why it is here: TempCompass is one of the Video-KTR paper's benchmarks, and the 
 dimensions are what temporal-sensitive key tokens are meant to improve. Its official evaluation
 (llyx97/TempCompass, ``eval_multi-choice.py``, ``eval_yes_no.py``, ``eval_caption_matching.py``)
 first applies hand-written matching rules and sends the outputs the rules cannot match to a
-ChatGPT judge. We implement only the rule-based part: an unmatched output scores 0, exactly what
-the official scripts do with ``--disable_llm``. The fourth task type, captioning, is judged by an
-LLM only and is not loaded.
+ChatGPT judge. Given a judge (``judge=``, see ``videoktr.eval.judge``), ``parser="official"`` runs
+that whole flow; without one an unmatched output scores 0, exactly what the official scripts do
+with ``--disable_llm``, and summaries call the numbers a "rule-based stand-in". The fourth task
+type, captioning, is judged by an LLM only and is not loaded.
 
 Expected layout (the repository / Hugging Face release)::
 
@@ -47,7 +48,27 @@ Quirks kept: nothing is stripped, so "A\\n" or " A" do not match; "(A)" and reas
 never match (the official judge would read them; here they score 0); "nope", "none" and "not
 sure" read as "no", "yesterday" as "yes"; a sentence containing ": " is cut there.
 
-``parser="strict"`` reads :func:`videoktr.eval.common.answer_text` (last answer block, else the
+The judge fallback (``parser="official"`` with a judge; ``eval_*.py`` ``main`` when
+``--disable_llm`` is off): only when the rule above matches nothing, the judge gets a system
+message (a generic assistant line) and a user message: an instruction (decide whether the
+prediction is correct given the question and the ground truth; answer "Correct" or "Incorrect")
+followed by ``"<Multi-Choice|Yes/No|Caption Matching> Question:\n<question>\nGround-Truth Answer:
+<answer>\nModel Prediction: <p>"``. The instruction's wording is ours; the inputs and the
+decision rule are the official ones (``utils/eval_utils.py``, ``llm_output_to_rating``, on the
+reply stripped)::
+
+    neither "Correct" nor "Incorrect" in reply (case-sensitive)  -> unparseable: score 0
+    reply starts with "Correct"                                   -> 1
+    reply starts with "Incorrect"                                 -> 0
+    "Correct" in reply and "Incorrect" not in reply               -> 1
+    otherwise ("Incorrect" in reply)                              -> 0
+
+The official script asks again (up to 10 times, sampling at temperature 1) when the reply is
+unparseable and scores 0 after that; here an unparseable reply scores 0 at once and is recorded
+(``judge_verdict: "unparseable"``); only exceptions are retried. A judged row's prediction is
+``None`` (the judge rates, it does not extract).
+
+``parser="strict"`` never asks a judge. It reads :func:`videoktr.eval.common.answer_text` (last answer block, else the
 whole output, stripped): multi-choice by ``strict_choice`` over the question's options;
 yes/no when the first word (letters only, any case) is exactly "yes" or "no"; caption matching
 when the text is one option's label ("Caption A", "option 1", with an optional final "." or
@@ -59,7 +80,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +105,24 @@ SCORER_NOTE = (
     "official: llyx97/TempCompass rule-based matching only (as --disable_llm); the official "
     "ChatGPT fallback for unmatched outputs is not run (they score 0)"
 )
+JUDGE_PARSERS = ("official",)
+"""The parsers that ask a judge (for unmatched outputs) when one is given."""
+JUDGED_SCORER_NOTE = (
+    "official: llyx97/TempCompass rule-based matching, then the LLM judge for unmatched outputs "
+    "(utils/eval_utils.py llm_output_to_rating), with the judge named in 'scorer'"
+)
+JUDGE_SYSTEM = "You are a helpful assistant that answers questions."
+"""The judge's system message (the official one is a generic assistant line too)."""
+JUDGE_HEADERS = {
+    "multi-choice": "Multi-Choice Question",
+    "yes_no": "Yes/No Question",
+    "caption_matching": "Caption Matching Question",
+}
+_JUDGE_KINDS = {
+    "multi-choice": "multiple-choice question",
+    "yes_no": "yes/no question",
+    "caption_matching": "caption matching question",
+}
 ANSWER_PROMPTS = {
     "multi-choice": "\nPlease directly give the best option:",
     "yes_no": "\nPlease answer yes or no:",
@@ -112,7 +151,11 @@ def task_type_of(row: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------------------ official rules
 
 
-def _official_multi_choice(p: str, answer: str) -> tuple[float, str]:
+# Each official rule returns (score, prediction), or None when it matches nothing (the case the
+# official scripts send to the judge).
+
+
+def _official_multi_choice(p: str, answer: str) -> tuple[float, str] | None:
     if p == answer:
         return 1.0, answer[:1]
     if p in ("A", "B", "C", "D"):
@@ -123,17 +166,17 @@ def _official_multi_choice(p: str, answer: str) -> tuple[float, str]:
     if any(p.startswith(prefix) for prefix in ("A)", "B)", "C)", "D)")):
         letter = p.split(")")[0]
         return float(letter == answer[0]), letter
-    return 0.0, ""
+    return None
 
 
-def _official_yes_no(p: str, answer: str) -> tuple[float, str]:
+def _official_yes_no(p: str, answer: str) -> tuple[float, str] | None:
     lowered = p.lower()
     if lowered.startswith("yes"):
         prediction = "yes"
     elif lowered.startswith("no"):
         prediction = "no"
     else:
-        return 0.0, ""
+        return None
     return float(prediction == answer), prediction
 
 
@@ -147,7 +190,7 @@ def _caption_options(question: str) -> list[tuple[str, str, str]]:
     return options
 
 
-def _official_caption_matching(p: str, question: str, answer: str) -> tuple[float, str]:
+def _official_caption_matching(p: str, question: str, answer: str) -> tuple[float, str] | None:
     options = _caption_options(question)
     prediction = None
     for line, _, _ in options:
@@ -160,7 +203,7 @@ def _official_caption_matching(p: str, question: str, answer: str) -> tuple[floa
         if label == p or label == p.replace(".", ""):
             prediction = label
     if prediction is None:
-        return 0.0, ""
+        return None
     answer_label = answer.split(":")[0]
     answer_sentence = answer.split(": ")[1] if ": " in answer else None
     correct = prediction in (answer, answer_label) or prediction == answer_sentence
@@ -214,8 +257,51 @@ def _strict(row: Mapping[str, Any], output: str, task_type: str) -> tuple[float,
     return float(label != "" and label == answer.split(":")[0]), label
 
 
-def judge(row: Mapping[str, Any], output: str, parser: str = "official") -> Judgement:
-    """Score one output against one flat question row (``question``, ``answer``, ``task_type``)."""
+def judge_messages(row: Mapping[str, Any], prediction: str) -> list[dict[str, str]]:
+    """The official fallback request for one unmatched output ``prediction`` (``</s>`` removed)."""
+    task_type = task_type_of(row)
+    instruction = (
+        f"You are given a {_JUDGE_KINDS[task_type]}, its ground-truth answer and the prediction "
+        "of a question answering (QA) model. Using the question and the ground-truth answer, "
+        'decide whether the prediction is correct. Respond "Correct" if it is and "Incorrect" '
+        "if it is not."
+    )
+    user = (
+        f"{instruction}\n\n{JUDGE_HEADERS[task_type]}:\n{row['question']}\n"
+        f"Ground-Truth Answer: {row['answer']}\nModel Prediction: {prediction}"
+    )
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def parse_judge_reply(reply: str) -> int | None:
+    """The official rating (1 or 0) of a judge reply, or ``None`` when it is unparseable
+    (``llm_output_to_rating`` on the stripped reply; rules in the module docstring)."""
+    if not isinstance(reply, str):
+        return None
+    text = reply.strip()
+    if "Correct" not in text and "Incorrect" not in text:
+        return None
+    if text.startswith("Correct"):
+        return 1
+    if text.startswith("Incorrect"):
+        return 0
+    if "Correct" in text and "Incorrect" not in text:
+        return 1
+    return 0
+
+
+def judge(
+    row: Mapping[str, Any],
+    output: str,
+    parser: str = "official",
+    judge: Callable[[list[dict[str, str]]], str] | None = None,
+) -> Judgement:
+    """Score one output against one flat question row (``question``, ``answer``, ``task_type``).
+
+    With ``judge`` (a ``videoktr.eval.judge.Judge`` or any ``f(messages) -> str``) and
+    ``parser="official"``, an output the rules cannot match goes to the judge (official
+    fallback above); the judge's failures propagate (``JudgeError`` from a ``Judge``).
+    """
     check_parser(NAME, parser, PARSERS)
     task_type = task_type_of(row)
     if parser == "strict":
@@ -224,12 +310,21 @@ def judge(row: Mapping[str, Any], output: str, parser: str = "official") -> Judg
     p = output.replace("</s>", "") if isinstance(output, str) else ""
     answer = str(row["answer"])
     if task_type == "multi-choice":
-        score, prediction = _official_multi_choice(p, answer)
+        matched = _official_multi_choice(p, answer)
     elif task_type == "yes_no":
-        score, prediction = _official_yes_no(p, answer)
+        matched = _official_yes_no(p, answer)
     else:
-        score, prediction = _official_caption_matching(p, str(row["question"]), answer)
-    return Judgement(score, prediction)
+        matched = _official_caption_matching(p, str(row["question"]), answer)
+    if matched is not None:
+        return Judgement(*matched)
+    if judge is None:
+        return Judgement(0.0, "")
+    reply = judge(judge_messages(row, p))
+    rating = parse_judge_reply(reply)
+    if rating is None:
+        return Judgement(0.0, None, judge_reply=reply, judge_verdict="unparseable")
+    verdict = "correct" if rating else "incorrect"
+    return Judgement(float(rating), None, judge_reply=reply, judge_verdict=verdict)
 
 
 # ------------------------------------------------------------------------------ loading
