@@ -151,6 +151,10 @@ class KeyTokenAttributor:
             if orders is None:
                 out["temporal"] = unavailable.clone()
                 out["permutation"] = None
+                if adapter.lockstep:  # FSDP: every process runs the same passes, needed or not
+                    for _ in range(self.num_shuffles):
+                        variant = adapter.placeholder_variant(prompt, features, self.temporal_mode)
+                        adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs)
             else:
                 deltas = []
                 for order in orders:

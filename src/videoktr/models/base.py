@@ -18,11 +18,25 @@ Counterfactual inputs are *variants* of the prompt that differ only in the visua
 one temporal patch group at a time and its positions depend only on the grid, permuting the
 encoder's output rows group by group equals encoding group-permuted frames: the temporal
 counterfactual needs no second encoder run.
+
+Under FSDP (``root_forward`` mode, chosen automatically when the model is FSDP-wrapped) every
+pass goes through the model's *root* forward, ``model(...)``, because FSDP gathers the
+parameters that no nested FSDP unit owns (embeddings, ``lm_head``, norms, the vision
+encoder's patch embedding and merger) only inside it. The same savings survive: the prompt
+runs once per variant (a root forward with ``use_cache``, its cache repeated for the ``G``
+completions, which run in a second root forward), and the vision encoder still runs once per
+prompt (the first root forward returns the encoder's output, which later passes take back as
+``mm_encoder_outputs``, zeroed or permuted). What is lost is the chunked ``lm_head``: the root
+forward returns the ``[G, T, vocab]`` logits, and ``chunk_size`` then bounds the log-softmax
+only. Every process must run the same sequence of root forwards (FSDP's collectives pair up
+across processes), so passes that a prompt does not need (the temporal counterfactual of an
+image) run as placeholders (``lockstep``, ``placeholder_variant``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -43,6 +57,26 @@ _PROMPT_KEYS = (
     "video_grid_thw",
     "second_per_grid_ts",
 )
+
+
+def is_fsdp_wrapped(model: torch.nn.Module) -> bool:
+    """True when ``model`` or any of its submodules is sharded by FSDP (FSDP1's
+    ``FullyShardedDataParallel`` or FSDP2's ``fully_shard``)."""
+    try:
+        from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+    except ImportError:  # a torch without distributed support
+        return False
+    return any(isinstance(module, (FSDPModule, FullyShardedDataParallel)) for module in model.modules())
+
+
+@dataclass
+class _StashedPrefix:
+    """The real prompt's root-forward prefix pass, kept by ``encode`` for the real scoring pass."""
+
+    input_ids: torch.Tensor
+    features: dict
+    first_logits: torch.Tensor  # [1, 1, V]: the prompt's last position
+    cache: object
 
 
 @dataclass
@@ -73,6 +107,10 @@ class PromptVariant:
     image_grid_thw: torch.Tensor | None = None
     video_grid_thw: torch.Tensor | None = None
     second_per_grid_ts: torch.Tensor | None = None
+    #: root-forward mode only: pixel inputs (``pixel_values``/``pixel_values_videos`` and their
+    #: grids) the root forward encodes itself, for variants that re-encode (``zero_pixels``,
+    #: ``raw_frames``); ``encoder_outputs`` is then empty.
+    pixel_inputs: dict = field(default_factory=dict)
 
 
 class QwenVLAdapter:
@@ -83,8 +121,11 @@ class QwenVLAdapter:
     #: keyword arguments of the family's ``get_rope_index`` beyond ids, types and grids.
     rope_extra_keys: tuple[str, ...] = ()
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, root_forward: bool | None = None) -> None:
         self.model = model
+        #: run every pass through ``model(...)`` (FSDP); None: on when ``model`` is FSDP-wrapped.
+        self.root_forward = is_fsdp_wrapped(model) if root_forward is None else bool(root_forward)
+        self._stash: _StashedPrefix | None = None
         self.inner = model.model  # the ...VLModel: visual encoder + language model
         self.lm_head = model.get_output_embeddings()
         config = model.config
@@ -100,8 +141,19 @@ class QwenVLAdapter:
     # ------------------------------------------------------------------ inputs
 
     @property
+    def lockstep(self) -> bool:
+        """Whether every process must run the same passes (FSDP's collectives pair up across
+        processes): a caller then runs ``placeholder_variant`` passes for the ones it skips."""
+        return self.root_forward
+
+    @property
     def device(self) -> torch.device:
-        return self.lm_head.weight.device
+        weight = self.lm_head.weight
+        mesh = getattr(weight, "device_mesh", None)  # an FSDP2 shard: compute runs on the mesh's device
+        if mesh is not None and mesh.device_type != weight.device.type:  # (the shard may be offloaded to CPU)
+            module = torch.get_device_module(mesh.device_type)
+            return torch.device(mesh.device_type, module.current_device())
+        return weight.device
 
     def prepare(self, prompt_inputs: Mapping[str, torch.Tensor]) -> PromptInputs:
         """Validate a processor output for one prompt and move it to the model's device."""
@@ -156,13 +208,49 @@ class QwenVLAdapter:
         return self.inner.get_image_features(pixel_values, grid, return_dict=True)
 
     def encode(self, prompt: PromptInputs) -> dict:
-        """Run the vision encoder once for the prompt's image(s) and video."""
+        """Run the vision encoder once for the prompt's image(s) and video.
+
+        In root-forward mode this is the real prompt's prefix pass (a root forward that encodes
+        the pixels on the way); its cache is kept for the next ``score_completions`` call on the
+        real variant, so the prompt still runs once.
+        """
+        if self.root_forward:
+            return self._encode_root(prompt)
         outputs = {}
         if prompt.pixel_values is not None:
             outputs["image"] = self._encode_image(prompt.pixel_values, prompt.image_grid_thw)
         if prompt.pixel_values_videos is not None:
             outputs["video"] = self._encode_video(prompt.pixel_values_videos, prompt.video_grid_thw)
         return outputs
+
+    @staticmethod
+    def _pixel_kwargs(source, repeat: int = 1) -> dict:
+        """The root forward's pixel arguments of a ``PromptInputs`` (or a variant's
+        ``pixel_inputs`` mapping); grids repeated ``repeat`` times (see ``_tiled_encoder``)."""
+        get = source.get if isinstance(source, Mapping) else lambda key: getattr(source, key)
+        kwargs = {}
+        for pixels, grid in (("pixel_values", "image_grid_thw"), ("pixel_values_videos", "video_grid_thw")):
+            if get(pixels) is not None:
+                kwargs[pixels] = get(pixels)
+                kwargs[grid] = get(grid).repeat(repeat, 1)
+        return kwargs
+
+    def _encode_root(self, prompt: PromptInputs) -> dict:
+        self._stash = None
+        pixels = self._pixel_kwargs(prompt)
+        if not pixels:
+            return {}
+        positions = self.rope_positions(self.real_variant(prompt, {}), 0)
+        self.encoder_calls += 1
+        out = self.model(
+            input_ids=prompt.input_ids, position_ids=positions, use_cache=True, logits_to_keep=1, **pixels
+        )
+        features = {}
+        for key, output in (("image", out.image_outputs), ("video", out.video_outputs)):
+            if output is not None:  # keep what the decoder reads, not the encoder's hidden states
+                features[key] = self.map_features(output, lambda item: item)
+        self._stash = _StashedPrefix(prompt.input_ids, features, out.logits[:, -1:], out.cache)
+        return features
 
     @staticmethod
     def map_features(output, transform: Callable[[torch.Tensor], torch.Tensor]):
@@ -198,6 +286,12 @@ class QwenVLAdapter:
         if mode == "zero_embeddings":
             zeroed = {key: self.map_features(output, torch.zeros_like) for key, output in features.items()}
             return replace(self.real_variant(prompt, features), encoder_outputs=zeroed)
+        if mode == "zero_pixels" and self.root_forward:
+            pixels = self._pixel_kwargs(prompt)
+            for key in ("pixel_values", "pixel_values_videos"):
+                if key in pixels:
+                    pixels[key] = torch.zeros_like(pixels[key])
+            return replace(self.real_variant(prompt, features), encoder_outputs={}, pixel_inputs=pixels)
         if mode == "zero_pixels":
             encoded = {}
             if prompt.pixel_values is not None:
@@ -246,12 +340,29 @@ class QwenVLAdapter:
         grid = prompt.video_grid_thw[0]
         if mode == "permute_groups":
             video = self.map_features(features["video"], lambda rows: self.permute_group_rows(rows, grid, order))
+        elif mode == "raw_frames" and self.root_forward:
+            pixels = self._pixel_kwargs(prompt)
+            pixels["pixel_values_videos"] = self.permute_frames(prompt.pixel_values_videos, grid, order)
+            return replace(self.real_variant(prompt, features), encoder_outputs={}, pixel_inputs=pixels)
         elif mode == "raw_frames":
             shuffled = self.permute_frames(prompt.pixel_values_videos, grid, order)
             video = self._encode_video(shuffled, prompt.video_grid_thw)
         else:
             raise ValueError(f"temporal_mode must be one of {', '.join(TEMPORAL_MODES)}; got {mode!r}")
         return replace(self.real_variant(prompt, features), encoder_outputs={**features, "video": video})
+
+    def placeholder_variant(self, prompt: PromptInputs, features: dict, temporal_mode: str) -> PromptVariant:
+        """A variant whose pass has the shape of a temporal counterfactual's (the same modules
+        run), for a prompt that has none (an image, a one-group video): under ``lockstep`` the
+        caller scores it and discards the result, so every process runs the same passes."""
+        if temporal_mode == "raw_frames" and self.root_forward:
+            return replace(self.real_variant(prompt, features), encoder_outputs={}, pixel_inputs=self._pixel_kwargs(prompt))
+        if temporal_mode == "raw_frames":
+            return self.visual_counterfactual(prompt, features, "zero_pixels")  # re-encodes, like raw_frames
+        return replace(
+            self.real_variant(prompt, features),
+            encoder_outputs={key: self.map_features(output, lambda item: item) for key, output in features.items()},
+        )
 
     # ------------------------------------------------------------------ scoring
 
@@ -284,6 +395,8 @@ class QwenVLAdapter:
         temperature: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-probs ``[G, T]`` (and entropy) of the completions given this prompt variant."""
+        if self.root_forward:
+            return self._score_root(variant, completion_ids, chunk_size, with_entropy, temperature)
         num_completions, length = completion_ids.shape
         positions = self.rope_positions(variant, length)
         prompt_length = variant.input_ids.shape[1]
@@ -312,6 +425,66 @@ class QwenVLAdapter:
         cache = prompt_out.cache
         cache.batch_repeat_interleave(num_completions)
         return prompt_out, cache
+
+    def _take_stash(self, variant: PromptVariant) -> _StashedPrefix | None:
+        """The stashed real prefix if ``variant`` is the real prompt it was computed for (once)."""
+        stash = self._stash
+        if (
+            stash is None
+            or variant.pixel_inputs
+            or variant.input_ids is not stash.input_ids
+            or variant.encoder_outputs.keys() != stash.features.keys()
+            or any(variant.encoder_outputs[key] is not output for key, output in stash.features.items())
+        ):
+            return None
+        self._stash = None
+        return stash
+
+    def _root_prefix(self, forward: Callable, variant: PromptVariant, positions: torch.Tensor, num_completions: int):
+        """Root forward of the prompt: the logits of its last position ``[1, 1, V]`` and its KV
+        cache repeated for the ``G`` completions."""
+        prompt_length = variant.input_ids.shape[1]
+        stash = self._take_stash(variant)
+        if stash is not None:
+            first_logits, cache = stash.first_logits, stash.cache
+        else:
+            kwargs = {}
+            if variant.pixel_inputs:
+                self.encoder_calls += 1
+                kwargs = dict(variant.pixel_inputs)
+            elif variant.encoder_outputs:
+                kwargs = {"mm_encoder_outputs": dict(variant.encoder_outputs)}
+            out = forward(
+                input_ids=variant.input_ids,
+                position_ids=positions[:, :, :prompt_length],
+                use_cache=True,
+                logits_to_keep=1,
+                **kwargs,
+            )
+            first_logits, cache = out.logits[:, -1:], out.cache
+        cache.batch_repeat_interleave(num_completions)
+        return first_logits, cache
+
+    def _root_completion_logits(self, forward: Callable, variant: PromptVariant, completion_ids: torch.Tensor):
+        """``[G, T, V]`` logits predicting the completion tokens, from two root forwards: the
+        prompt (cached) and the completions on its repeated cache."""
+        num_completions, length = completion_ids.shape
+        positions = self.rope_positions(variant, length)
+        prompt_length = variant.input_ids.shape[1]
+        first_logits, cache = self._root_prefix(forward, variant, positions, num_completions)
+        out = forward(
+            input_ids=completion_ids,
+            position_ids=positions[:, :, prompt_length:].expand(3, num_completions, length),
+            cache=cache,
+            use_cache=True,
+        )
+        return torch.cat([first_logits.expand(num_completions, 1, -1), out.logits[:, :-1]], dim=1)
+
+    def _score_root(self, variant, completion_ids, chunk_size, with_entropy, temperature):
+        logits = self._root_completion_logits(self.model, variant, completion_ids)
+        if temperature != 1.0:
+            logits = logits / temperature
+        return token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=with_entropy)
 
     def logps_from_hidden(
         self,
@@ -368,7 +541,14 @@ class QwenVLAdapter:
 
         ``share_prefix=False`` (needed under gradient checkpointing, which drops KV caches)
         runs ``[G, P + T]`` full sequences instead, still encoding the video once.
+
+        In root-forward mode (FSDP) everything runs through ``forward``: with ``share_prefix``
+        two root forwards (the prompt, which encodes the video, then the completions on its
+        repeated cache; FSDP2 takes several forwards per backward), else one over ``[G, P + T]``
+        in which the encoder's output is repeated for the ``G`` rows (``_tiled_encoder``).
         """
+        if self.root_forward:
+            return self._policy_logps_root(forward, prompt, completion_ids, chunk_size, temperature, share_prefix)
         features = self.encode(prompt)
         variant = self.real_variant(prompt, features)
         num_completions, length = completion_ids.shape
@@ -399,3 +579,66 @@ class QwenVLAdapter:
             logits = logits / temperature
         logps, _ = token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=False)
         return logps
+
+    def _policy_logps_root(self, forward, prompt, completion_ids, chunk_size, temperature, share_prefix):
+        variant = self.real_variant(prompt, {})
+        if share_prefix:
+            variant.pixel_inputs = self._pixel_kwargs(prompt)
+            logits = self._root_completion_logits(forward, variant, completion_ids)
+        else:
+            num_completions, length = completion_ids.shape
+            positions = self.rope_positions(variant, length)
+            full_ids = torch.cat([variant.input_ids.expand(num_completions, -1), completion_ids], dim=1)
+            pixels = self._pixel_kwargs(prompt, repeat=num_completions)
+            self.encoder_calls += bool(pixels)
+            with self._tiled_encoder(num_completions):
+                out = forward(
+                    input_ids=full_ids,
+                    position_ids=positions.expand(3, num_completions, -1),
+                    use_cache=False,
+                    logits_to_keep=length + 1,
+                    **pixels,
+                )
+            logits = out.logits[:, :-1]
+        if temperature != 1.0:
+            logits = logits / temperature
+        logps, _ = token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=False)
+        return logps
+
+    @contextlib.contextmanager
+    def _tiled_encoder(self, times: int) -> Iterator[None]:
+        """Inside, the vision encoder encodes each image/video once and returns its output
+        ``times`` times, as if it had been given ``times`` copies.
+
+        The root forward is called with each grid repeated ``times`` times (one copy per
+        sequence of the batch) but the pixels once: a pre-hook hands the encoder the grids of
+        one copy, a hook tiles its output (merged embeddings and Qwen3-VL's deepstack features)
+        to match the repeated grids. The gradient of every copy flows back into the one encoding.
+        """
+        visual = self.inner.visual
+
+        def one_copy_of_the_grids(module, args, kwargs):
+            if "grid_thw" in kwargs:
+                grid = kwargs["grid_thw"]
+                kwargs = {**kwargs, "grid_thw": grid[: grid.shape[0] // times]}
+            else:
+                grid = args[1]
+                args = (args[0], grid[: grid.shape[0] // times], *args[2:])
+            return args, kwargs
+
+        def tiled(module, args, output):
+            output.pooler_output = output.pooler_output.repeat(times, 1)
+            deepstack = getattr(output, "deepstack_features", None)
+            if deepstack is not None:
+                output.deepstack_features = [feature.repeat(times, 1) for feature in deepstack]
+            return output
+
+        handles = [
+            visual.register_forward_pre_hook(one_copy_of_the_grids, with_kwargs=True),
+            visual.register_forward_hook(tiled),
+        ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()

@@ -13,6 +13,13 @@ One optimizer step, per prompt on each process:
 Everything the Trainer already does — optimizer, scheduler, gradient accumulation,
 checkpointing and resuming, logging to ``report_to``, DeepSpeed/FSDP through accelerate —
 stays the Trainer's.
+
+Under FSDP2 (accelerate's ``fsdp_version: 2``) the model adapter runs every pass through the
+root forward (see ``models/base.py``) and every process runs the same passes per prompt, so
+FSDP's collectives stay paired across processes. Generation needs nothing of ours: ``fully_shard``
+marks the modules it manages, transformers' ``generate`` then steps with ``synced_gpus`` (a process
+whose completions ended keeps running forwards until all have), and the Trainer registers
+``generate`` as an FSDP forward method (the root's weights stay gathered while it runs).
 """
 
 from __future__ import annotations
@@ -81,6 +88,21 @@ def _identity_collate(samples: list[Sample]) -> list[Sample]:
     return samples
 
 
+def check_fsdp_plugin(plugin) -> None:
+    """Raise a ``ConfigError`` for an accelerate FSDP configuration the trainer cannot run.
+
+    FSDP1 (``FullyShardedDataParallel``) is refused: its flat parameters are gathered only
+    inside the wrapper's forward and generation would need ``summon_full_params``; FSDP2
+    (``fully_shard``) is what the root-forward adapter path is built and tested for.
+    """
+    version = getattr(plugin, "fsdp_version", 1)
+    if version != 2:
+        raise ConfigError(
+            f"FSDP version {version} is not supported; set fsdp_version: 2 in the accelerate config "
+            "(configs/accelerate/fsdp.yaml), or use DeepSpeed ZeRO-3 (configs/accelerate/zero3.yaml)"
+        )
+
+
 class VideoGRPOTrainer(Trainer):
     """GRPO with key-token reinforcement for Qwen2-VL, Qwen2.5-VL and Qwen3-VL.
 
@@ -121,11 +143,7 @@ class VideoGRPOTrainer(Trainer):
             callbacks=callbacks,
         )
         if self.is_fsdp_enabled:
-            raise ConfigError(
-                "FSDP is not supported yet: attribution and the shared-prefix forward call the vision encoder "
-                "and decoder as submodules, whose root-level weights FSDP gathers only inside the root "
-                "forward. Use DeepSpeed ZeRO-3 (configs/accelerate/zero3.yaml) to shard a large model."
-            )
+            check_fsdp_plugin(self.accelerator.state.fsdp_plugin)
         if self.is_deepspeed_enabled:
             if args.per_device_train_batch_size != 1:
                 raise ConfigError(
@@ -137,7 +155,7 @@ class VideoGRPOTrainer(Trainer):
             if self.is_deepspeed_enabled:
                 self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
             else:
-                self.ref_model = ref_model.to(self.accelerator.device)
+                self.ref_model = ref_model.to(self.accelerator.device)  # under FSDP too: a full, unsharded copy
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._rollout_buffer: dict[int, list[dict[str, Any]]] = {}
         self._micro_step = 0
@@ -198,6 +216,9 @@ class VideoGRPOTrainer(Trainer):
         ordered group is at least ``threshold`` times as accurate as the shuffled one."""
         args = self.args
         if not isinstance(media, DecodedVideo) or media.frames.shape[0] < 2:
+            if self.is_fsdp_enabled:  # the other processes generate: this one must step with them
+                inputs = build_prompt_inputs(self.processing_class, sample, media, args.max_pixels)
+                self._generate(self._unwrapped(), inputs, max(args.num_generations // 2, 1), seed + 1)
             return torch.zeros_like(accuracy)
         order = sample_derangements(media.frames.shape[0], generator=torch.Generator().manual_seed(seed))[0]
         shuffled = dataclasses.replace(media, frames=media.frames[order])
@@ -407,7 +428,7 @@ class VideoGRPOTrainer(Trainer):
         prompt = adapter.prepare(rollout["prompt_inputs"])
         logps = adapter.policy_logps(
             model, prompt, rollout["completion_ids"], chunk_size=args.attribution_chunk_size,
-            temperature=args.temperature, share_prefix=not args.activation_checkpointing,
+            temperature=args.temperature, share_prefix=not self._activation_checkpointing(),
         )
         old_logps = rollout["old_logps"] if args.num_iterations > 1 else logps.detach()
         loss, metrics = grpo_loss(
@@ -419,6 +440,14 @@ class VideoGRPOTrainer(Trainer):
         for name in ("clip_fraction", "kl", "selected_fraction"):
             self._metrics[name].append(metrics[name].item())
         return loss
+
+    def _activation_checkpointing(self) -> bool:
+        """Whether activations are recomputed in backward (the Trainer's flag or FSDP's own),
+        which a KV cache built in forward does not survive: the loss then runs full sequences."""
+        if self.args.activation_checkpointing:
+            return True
+        plugin = getattr(self.accelerator.state, "fsdp_plugin", None) if self.is_fsdp_enabled else None
+        return bool(getattr(plugin, "activation_checkpointing", False))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The GRPO loss of a micro-batch (used outside ``training_step``, e.g. by tests)."""
@@ -450,14 +479,24 @@ class VideoGRPOTrainer(Trainer):
     # ------------------------------------------------------------------ logging
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds the means of the step's RL metrics, averaged over processes, to the Trainer's logs."""
+        """Adds the step's RL metrics, each the mean of its values on all processes, to the Trainer's logs.
+
+        A metric may exist on some processes only (``temporal_bonus_applied`` is recorded for
+        video prompts, not images): the names are merged first, so every process reduces
+        tensors of the same length (else the collective would mismatch and abort).
+        """
         if self._metrics:
             names = sorted(self._metrics)
-            local = torch.tensor(
-                [sum(self._metrics[n]) / len(self._metrics[n]) for n in names], device=self.accelerator.device
+            if self.accelerator.num_processes > 1:
+                from accelerate.utils import gather_object
+
+                names = sorted(set().union(*gather_object([names])))
+            sums = [sum(self._metrics.get(name, ())) for name in names]
+            counts = [len(self._metrics.get(name, ())) for name in names]
+            totals = self.accelerator.reduce(
+                torch.tensor([sums, counts], dtype=torch.float64, device=self.accelerator.device), reduction="sum"
             )
-            averaged = self.accelerator.reduce(local, reduction="mean")
-            logs = {**logs, **{name: value for name, value in zip(names, averaged.tolist())}}
+            logs = {**logs, **{name: s / c for name, s, c in zip(names, *totals.tolist()) if c > 0}}
             step_time = sum(logs.get(k, 0.0) for k in ("time/generation_s", "time/attribution_s", "time/loss_s"))
             if step_time > 0 and "time/attribution_s" in logs:
                 logs["time/attribution_share"] = logs["time/attribution_s"] / step_time
