@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from transformers import get_scheduler
 
 from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
@@ -55,10 +56,16 @@ def supervised_warmup(
     seed: int = 0,
     chunk_size: int | None = 1024,
     progress: bool = True,
+    warmup_ratio: float = 0.03,
+    max_grad_norm: float | None = 1.0,
 ) -> WarmupResult:
     """Teacher-force ``steps`` AdamW updates of ``prompts_per_step`` rows each (cycling
     through a seeded shuffle of the dataset). Decoded media are cached: warm-up sees each
-    sample many times. Returns the loss of each step."""
+    sample many times. Returns the loss of each step.
+
+    The learning rate follows the usual fine-tuning schedule (transformers' ``linear``: a
+    ``warmup_ratio`` ramp, then a linear decay to zero), and gradients are clipped to
+    ``max_grad_norm`` (``None``: no clipping), as ``transformers.Trainer`` does by default."""
     if steps < 1 or prompts_per_step < 1:
         raise ValueError(f"steps and prompts_per_step must be positive, got {steps} and {prompts_per_step}")
     if len(dataset) == 0:
@@ -66,7 +73,9 @@ def supervised_warmup(
     adapter = get_adapter(model)
     tokenizer = processor.tokenizer
     end_of_turn = eos_token_ids(model, processor)[0]
-    optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=learning_rate)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=learning_rate)
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(warmup_ratio * steps), num_training_steps=steps)
     generator = torch.Generator().manual_seed(seed)
     order: list[int] = []
     cache: dict[int, tuple] = {}
@@ -108,7 +117,10 @@ def supervised_warmup(
             loss = -logps.mean() / prompts_per_step
             loss.backward()
             step_loss += loss.item()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
         optimizer.step()
+        scheduler.step()
         result.losses.append(step_loss)
         if progress:
             iterator.set_postfix(loss=f"{step_loss:.3f}")
