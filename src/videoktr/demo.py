@@ -1,10 +1,12 @@
 """``videoktr demo``: the whole method on the built-in synthetic world, on a laptop CPU.
 
-    synthesize -> warm up (SFT on traces) -> evaluate -> train (video_ktr preset) -> evaluate
-    -> attribution quality against ground truth -> report (table, report.html, plots, JSON)
+    synthesize -> pre-train the vision encoder on the frames -> warm up (SFT on traces)
+    -> evaluate -> train (video_ktr preset) -> evaluate -> attribution quality against ground
+    truth -> report (table, report.html, plots, JSON)
 
 Everything is built locally: the videos, a tokenizer trained on the world's text, a small
-Qwen2.5-VL from config. Nothing is downloaded. The attribution check teacher-forces each test
+Qwen2.5-VL from config. Nothing is downloaded. The encoder pre-training stands in for a real
+model's pretrained ViT (see ``videoktr.synthetic.encoder`` for why it is needed). The attribution check teacher-forces each test
 row's reference trace, whose words carry visual / temporal / neutral labels, through
 ``KeyTokenAttributor`` and scores each signal's top-20% selection against those labels.
 """
@@ -29,13 +31,13 @@ from .data.prompts import build_prompt_inputs
 from .eval.runner import run_evaluation
 from .models.tiny import CORPUS, build_tiny_model, build_tokenizer
 from .synthetic import generate_dataset, world_corpus
+from .synthetic.encoder import pretrain_vision_encoder
 from .train.config import load_config
 from .train.rollout import eos_token_ids
 from .train.sft import supervised_warmup
 from .train.trainer import VideoGRPOTrainer
 
 SIGNALS = ("visual", "temporal", "entropy")
-SIGNAL_COLOURS = {"visual": "#4e79a7", "temporal": "#f28e2b", "entropy": "#59a14f"}
 
 
 @dataclass
@@ -44,19 +46,22 @@ class DemoConfig:
 
     output_dir: Path = Path("demo_output")
     seed: int = 0
-    num_rows: int = 360
-    test_fraction: float = 0.2
+    num_rows: int = 2000
+    test_fraction: float = 0.1
     video_fps: int = 4
     hidden_size: int = 128
     num_layers: int = 2
     vision_hidden_size: int = 64
     vocab_size: int = 400
-    warmup_steps: int = 150
+    encoder_pretrain_steps: int = 600
+    encoder_pretrain_learning_rate: float = 3e-3
+    warmup_steps: int = 1000
     warmup_prompts_per_step: int = 4
     warmup_learning_rate: float = 2e-3
-    rl_steps: int = 60
+    rl_steps: int = 100
+    rl_prompts_per_step: int = 4
     num_generations: int = 8
-    rl_learning_rate: float = 2e-5
+    rl_learning_rate: float = 5e-5
     max_completion_length: int = 72
     ktr_ratio: float = 0.2
     eval_limit: int | None = None
@@ -92,16 +97,47 @@ def _build_policy(config: DemoConfig):
     return model, processor
 
 
-def _train(model, processor, dataset, config: DemoConfig):
-    args = load_config(
-        preset="video_ktr", output_dir=str(config.output_dir / "rl"), max_steps=config.rl_steps,
-        num_generations=config.num_generations, max_completion_length=config.max_completion_length,
-        learning_rate=config.rl_learning_rate, ktr_ratio=str(config.ktr_ratio), fps=float(config.video_fps),
-        min_frames=4, max_frames=16, seed=config.seed, save_strategy="no", report_to="none",
-        logging_steps=1, rollout_dump_steps=max(config.rl_steps // 3, 1), disable_tqdm=not config.progress,
+def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTimer | None = None):
+    """The demo's policy, ready for RL: built from config, its vision encoder pre-trained on the
+    world's frames (when ``encoder_pretrain_steps``), then warmed up on the traces. Returns
+    ``(model, processor, warmup_result)``; ``videoktr ablate`` starts every run from this."""
+    timer = timer or StageTimer()
+    torch.manual_seed(config.seed)
+    model, processor = timer.run("build a tiny Qwen2.5-VL and a tokenizer trained on the world's text", _build_policy, config)
+    if config.encoder_pretrain_steps:
+        timer.run("pre-train the vision encoder on the world's frames", pretrain_vision_encoder, model, processor,
+                  train_set, steps=config.encoder_pretrain_steps, learning_rate=config.encoder_pretrain_learning_rate,
+                  seed=config.seed, progress=config.progress)
+    warmup = timer.run("supervised warm-up on reasoning traces", supervised_warmup, model, processor, train_set,
+                       steps=config.warmup_steps, learning_rate=config.warmup_learning_rate,
+                       prompts_per_step=config.warmup_prompts_per_step, seed=config.seed, progress=config.progress)
+    return model, processor, warmup
+
+
+def _train(model, processor, dataset, config: DemoConfig, overrides: dict | None = None, seed: int | None = None,
+           output_dir: Path | None = None, label: str = "video_ktr", leave: bool = True):
+    """RL with the video_ktr preset; ``overrides`` (trainer config keys) change the method, e.g.
+    ``{"token_selection": "none"}`` for vanilla GRPO (``videoktr ablate`` uses this)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from .train.callbacks import CompactProgressCallback
+
+    values = dict(
+        preset="video_ktr", output_dir=str(output_dir if output_dir is not None else config.output_dir / "rl"),
+        max_steps=config.rl_steps, gradient_accumulation_steps=config.rl_prompts_per_step,
+        num_generations=config.num_generations,
+        max_completion_length=config.max_completion_length, learning_rate=config.rl_learning_rate,
+        ktr_ratio=str(config.ktr_ratio), fps=float(config.video_fps), min_frames=4, max_frames=16,
+        seed=config.seed if seed is None else seed, save_strategy="no", report_to="none", logging_steps=1,
+        rollout_dump_steps=max(config.rl_steps // 3, 1), disable_tqdm=not config.progress,
         use_cpu=not torch.cuda.is_available(), lr_scheduler_type="constant",
     )
+    args = load_config(**{**values, **(overrides or {})})
     trainer = VideoGRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor)
+    # One compact bar instead of the Trainer's metrics dict printed at every step.
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(CompactProgressCallback(f"RL {label}", disable=not config.progress, leave=leave))
     trainer.train()
     model.eval()
     return [entry for entry in trainer.state.log_history if "reward" in entry]
@@ -248,11 +284,8 @@ def run_demo(config: DemoConfig, json_path: str | Path | None = None) -> dict[st
 
     timer.run("synthesize the video world", generate_dataset, world_dir, config.num_rows, config.seed,
               test_fraction=config.test_fraction, fps=config.video_fps)
-    model, processor = timer.run("build a tiny Qwen2.5-VL and a tokenizer trained on the world's text", _build_policy, config)
     train_set = VideoR1Dataset(world_dir / "train.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
-    warmup = timer.run("supervised warm-up on reasoning traces", supervised_warmup, model, processor, train_set,
-                       steps=config.warmup_steps, learning_rate=config.warmup_learning_rate,
-                       prompts_per_step=config.warmup_prompts_per_step, seed=config.seed, progress=config.progress)
+    model, processor, warmup = prepare_policy(config, train_set, timer)
     eval_kwargs = dict(num_frames=16, fps=float(config.video_fps), temperature=0.0,
                        max_new_tokens=config.max_completion_length, limit=config.eval_limit, progress=config.progress)
     before = timer.run("evaluate before RL", run_evaluation, model, processor, "synthetic", world_dir,

@@ -13,7 +13,7 @@ from videoktr.demo import DemoConfig, run_demo
 
 
 def test_small_demo_writes_report_plots_and_summary(tmp_path):
-    config = DemoConfig(output_dir=tmp_path / "demo", num_rows=36, warmup_steps=6, warmup_prompts_per_step=2,
+    config = DemoConfig(output_dir=tmp_path / "demo", num_rows=36, test_fraction=0.2, encoder_pretrain_steps=3, warmup_steps=6, warmup_prompts_per_step=2,
                         rl_steps=2, num_generations=3, max_completion_length=24, eval_limit=6,
                         attribution_limit=4, progress=False)
     with warnings.catch_warnings():
