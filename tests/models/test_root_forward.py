@@ -44,6 +44,17 @@ def test_unsharded_models_use_the_fast_path(family_model):
     assert type(get_adapter(model))(model, root_forward=True).lockstep is True
 
 
+def test_zero3_partitioned_models_use_the_root_forward_path():
+    """DeepSpeed ZeRO-3 marks each partitioned parameter with ``ds_id`` (deepspeed is not a
+    dependency here, so the mark is set by hand on a fresh tiny model)."""
+    model, _ = build_tiny_model("qwen2_5_vl", seed=0)
+    assert get_adapter(model).root_forward is False
+    for index, parameter in enumerate(model.parameters()):
+        parameter.ds_id = index
+    adapter = get_adapter(model)
+    assert adapter.root_forward is True and adapter.lockstep is True
+
+
 @pytest.mark.parametrize(("visual_mode", "temporal_mode"), MODES)
 def test_root_forward_scores_equal_the_fast_path(family_model, visual_mode, temporal_mode):
     _, model, processor = family_model

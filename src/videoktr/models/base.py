@@ -19,7 +19,8 @@ one temporal patch group at a time and its positions depend only on the grid, pe
 encoder's output rows group by group equals encoding group-permuted frames: the temporal
 counterfactual needs no second encoder run.
 
-Under FSDP (``root_forward`` mode, chosen automatically when the model is FSDP-wrapped) every
+Under FSDP (``root_forward`` mode, chosen automatically when the model is FSDP-wrapped or its
+parameters are partitioned by DeepSpeed ZeRO-3, see ``needs_root_forward``) every
 pass goes through the model's *root* forward, ``model(...)``, because FSDP gathers the
 parameters that no nested FSDP unit owns (embeddings, ``lm_head``, norms, the vision
 encoder's patch embedding and merger) only inside it. The same savings survive: the prompt
@@ -67,6 +68,22 @@ def is_fsdp_wrapped(model: torch.nn.Module) -> bool:
     except ImportError:  # a torch without distributed support
         return False
     return any(isinstance(module, (FSDPModule, FullyShardedDataParallel)) for module in model.modules())
+
+
+def is_zero3_partitioned(model: torch.nn.Module) -> bool:
+    """True when DeepSpeed ZeRO-3 has partitioned ``model``'s parameters (they carry ``ds_id``).
+
+    ZeRO-3 all-gathers a module's weights, a collective, each time the module runs, so every
+    process must call the same modules the same number of times: the fast path's chunked
+    ``lm_head`` (one call per chunk of each process's own completions) and skipped passes for
+    images would pair collectives up wrongly. The root-forward path keeps processes in step."""
+    return any(hasattr(parameter, "ds_id") for parameter in model.parameters())
+
+
+def needs_root_forward(model: torch.nn.Module) -> bool:
+    """Whether the adapter must run every pass through ``model(...)`` in lockstep: FSDP, or
+    DeepSpeed ZeRO-3."""
+    return is_fsdp_wrapped(model) or is_zero3_partitioned(model)
 
 
 @dataclass
@@ -123,8 +140,8 @@ class QwenVLAdapter:
 
     def __init__(self, model: torch.nn.Module, root_forward: bool | None = None) -> None:
         self.model = model
-        #: run every pass through ``model(...)`` (FSDP); None: on when ``model`` is FSDP-wrapped.
-        self.root_forward = is_fsdp_wrapped(model) if root_forward is None else bool(root_forward)
+        #: run every pass through ``model(...)`` in lockstep (FSDP, ZeRO-3); None: detect it.
+        self.root_forward = needs_root_forward(model) if root_forward is None else bool(root_forward)
         self._stash: _StashedPrefix | None = None
         self.inner = model.model  # the ...VLModel: visual encoder + language model
         self.lm_head = model.get_output_embeddings()
