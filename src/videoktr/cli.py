@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--json", help="also write the summary figures to this file")
-    demo.add_argument("--quick", action="store_true", help="a smaller run, about a minute")
+    demo.add_argument("--quick", action="store_true", help="a much smaller run, under a minute (a smoke test: its figures mean nothing)")
     demo.set_defaults(handler=_demo)
 
     ablate = commands.add_parser(
