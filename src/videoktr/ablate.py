@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .demo import DemoConfig
+from .demo import DemoConfig, evaluation_kwargs
 
 KINDS = ("overall", "visual", "temporal", "both")
 SIGNAL_LETTERS = {"entropy": "E", "visual": "V", "temporal": "T"}
@@ -325,12 +325,6 @@ def _quiet_hub_bars():
             hf_logging.enable_progress_bar()
 
 
-def _eval_kwargs(demo: DemoConfig, progress: bool) -> dict[str, Any]:
-    """The demo's evaluation settings (greedy, 16 frames at the world's fps)."""
-    return {"num_frames": 16, "fps": float(demo.video_fps), "temperature": 0.0,
-            "max_new_tokens": demo.max_completion_length, "limit": demo.eval_limit, "progress": progress}
-
-
 def _accuracies(summary) -> dict[str, float]:
     from .demo import _accuracy_by_kind
 
@@ -358,7 +352,7 @@ def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[
     predictions = config.output_dir / "eval_warmup.jsonl"
     predictions.unlink(missing_ok=True)  # left by an interrupted run with another model
     start = time.perf_counter()
-    before = run_evaluation(model, processor, "synthetic", world_dir, predictions, **_eval_kwargs(demo, demo.progress))
+    before = run_evaluation(model, processor, "synthetic", world_dir, predictions, **evaluation_kwargs(demo))
     eval_seconds = time.perf_counter() - start
     print(before.format_table())
     print(f"   done in {eval_seconds:.1f} s", flush=True)
@@ -394,7 +388,7 @@ def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, check
     rl_seconds = time.perf_counter() - start
     start = time.perf_counter()
     after = run_evaluation(model, processor, "synthetic", world_dir, run_dir / "eval.jsonl",
-                           **_eval_kwargs(demo, progress=False))
+                           **evaluation_kwargs(demo, progress=False))
     eval_seconds = time.perf_counter() - start
     window = max(min(10, len(rl_logs) // 2), 1)
     rewards = [entry["reward"] for entry in rl_logs]

@@ -82,6 +82,14 @@ class StageTimer:
         return result
 
 
+def evaluation_kwargs(config: DemoConfig, progress: bool | None = None) -> dict[str, Any]:
+    """The demo's evaluation settings for ``run_evaluation``: greedy, 16 frames at the world's
+    fps, ``eval_limit`` questions; ``videoktr ablate`` evaluates every run the same way."""
+    return {"num_frames": 16, "fps": float(config.video_fps), "temperature": 0.0,
+            "max_new_tokens": config.max_completion_length, "limit": config.eval_limit,
+            "progress": config.progress if progress is None else progress}
+
+
 def _accuracy_by_kind(summary) -> dict[str, float]:
     kinds = summary.breakdown.get("kind", {})
     return {"overall": summary.accuracy or 0.0, **{k: v["accuracy"] or 0.0 for k, v in sorted(kinds.items())}}
@@ -286,8 +294,7 @@ def run_demo(config: DemoConfig, json_path: str | Path | None = None) -> dict[st
               test_fraction=config.test_fraction, fps=config.video_fps)
     train_set = VideoR1Dataset(world_dir / "train.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
     model, processor, warmup = prepare_policy(config, train_set, timer)
-    eval_kwargs = dict(num_frames=16, fps=float(config.video_fps), temperature=0.0,
-                       max_new_tokens=config.max_completion_length, limit=config.eval_limit, progress=config.progress)
+    eval_kwargs = evaluation_kwargs(config)
     before = timer.run("evaluate before RL", run_evaluation, model, processor, "synthetic", world_dir,
                        out / "eval_before.jsonl", **eval_kwargs)
     print(before.format_table())
