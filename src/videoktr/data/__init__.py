@@ -4,6 +4,8 @@
   (``decode_video``, ``sample_frame_indices``, ``DecodedVideo``), and ``load_image``.
 * ``dataset``: Video-R1 ``.json`` / ``.jsonl`` files, validated row by row at load time, media
   decoded on demand with broken files skipped and counted (``VideoR1Dataset``).
+* ``cycle``: a dataset's rows in endless seeded reshuffles, each prepared once, for supervised
+  loops (``CachedShuffleCycle``).
 * ``prompts``: the think/answer prompt and the processor call for Qwen2-VL, Qwen2.5-VL and
   Qwen3-VL (``build_messages``, ``build_prompt_inputs``).
 """

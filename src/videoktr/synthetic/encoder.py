@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..data.cycle import CachedShuffleCycle
 from ..data.dataset import VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter
@@ -90,24 +91,22 @@ def pretrain_vision_encoder(
     if not encoder_parameters:
         raise ValueError("the model has no parameters under a 'visual' module to pre-train")
     width = model.config.text_config.hidden_size
-    generator = torch.Generator().manual_seed(seed)
     head = torch.nn.Linear(width, len(LABEL_NAMES)).to(adapter.device)
     optimizer = torch.optim.AdamW([*encoder_parameters, *head.parameters()], lr=learning_rate)
-    cache: dict[int, tuple | None] = {}
-    order: list[int] = []
 
-    def clip(index: int):
-        if index not in cache:
-            decoded = dataset.decode(index)
-            scene = decoded.sample.row.get("scene") if decoded is not None else None
-            if decoded is None or not isinstance(scene, dict):
-                cache[index] = None
-            else:
-                prompt = adapter.prepare(build_prompt_inputs(processor, decoded.sample, decoded.media))
-                grid = tuple(int(v) for v in prompt.video_grid_thw[0])
-                targets = region_targets(Scene.from_dict(scene), decoded.media.frame_indices, grid, merge_size)
-                cache[index] = (prompt, targets.to(adapter.device))
-        return cache[index]
+    def prepare(index: int):
+        decoded = dataset.decode(index)
+        scene = decoded.sample.row.get("scene") if decoded is not None else None
+        if decoded is None or not isinstance(scene, dict):
+            return None
+        prompt = adapter.prepare(build_prompt_inputs(processor, decoded.sample, decoded.media))
+        grid = tuple(int(v) for v in prompt.video_grid_thw[0])
+        targets = region_targets(Scene.from_dict(scene), decoded.media.frame_indices, grid, merge_size)
+        return prompt, targets.to(adapter.device)
+
+    clips = CachedShuffleCycle(
+        len(dataset), prepare, seed, f"no row of {dataset.dataset_file} has a decodable video and a scene"
+    )
 
     result = EncoderPretrainResult()
     iterator = range(steps)
@@ -119,22 +118,14 @@ def pretrain_vision_encoder(
     correct = total = 0
     for step in iterator:
         optimizer.zero_grad(set_to_none=True)
-        step_loss, used = 0.0, 0
-        while used < clips_per_step:
-            if not order:
-                order.extend(torch.randperm(len(dataset), generator=generator).tolist())
-                if all(cache.get(i, ()) is None for i in range(len(dataset))) and len(cache) == len(dataset):
-                    raise ValueError(f"no row of {dataset.dataset_file} has a decodable video and a scene")
-            item = clip(order.pop())
-            if item is None:
-                continue
-            prompt, targets = item
+        step_loss = 0.0
+        for _ in range(clips_per_step):
+            prompt, targets = next(clips)
             tokens = torch.cat(tuple(adapter.encode(prompt)["video"].pooler_output))
             logits = head(tokens)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets) / clips_per_step
             loss.backward()
             step_loss += loss.item()
-            used += 1
             if step >= steps - max(steps // 10, 1):
                 correct += int(((logits > 0) == (targets > 0.5)).all(-1).sum())
                 total += targets.shape[0]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import get_scheduler
 
+from ..data.cycle import CachedShuffleCycle
 from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter
@@ -76,30 +77,19 @@ def supervised_warmup(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=learning_rate)
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(warmup_ratio * steps), num_training_steps=steps)
-    generator = torch.Generator().manual_seed(seed)
-    order: list[int] = []
-    cache: dict[int, tuple] = {}
     result = WarmupResult()
-    model.train()
 
-    def next_example():
-        while True:
-            if not order:
-                order.extend(torch.randperm(len(dataset), generator=generator).tolist())
-            index = order.pop()
-            if index not in cache:
-                decoded = dataset.decode(index)  # None (recorded) when the media is unreadable
-                if decoded is None:
-                    result.skipped += 1
-                    cache[index] = None
-                else:
-                    inputs = build_prompt_inputs(processor, decoded.sample, decoded.media, max_pixels)
-                    target = tokenizer.encode(sft_target(decoded.sample), add_special_tokens=False) + [end_of_turn]
-                    cache[index] = (inputs, torch.tensor([target]))
-            if cache[index] is not None:
-                return cache[index]
-            if len(cache) == len(dataset) and all(value is None for value in cache.values()):
-                raise ValueError(f"no sample of {dataset.dataset_file} could be decoded")
+    def prepare(index: int):
+        decoded = dataset.decode(index)  # None (recorded) when the media is unreadable
+        if decoded is None:
+            result.skipped += 1
+            return None
+        inputs = build_prompt_inputs(processor, decoded.sample, decoded.media, max_pixels)
+        target = tokenizer.encode(sft_target(decoded.sample), add_special_tokens=False) + [end_of_turn]
+        return inputs, torch.tensor([target])
+
+    examples = CachedShuffleCycle(len(dataset), prepare, seed, f"no sample of {dataset.dataset_file} could be decoded")
+    model.train()
 
     iterator = range(steps)
     if progress:
@@ -110,7 +100,7 @@ def supervised_warmup(
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
         for _ in range(prompts_per_step):
-            inputs, target = next_example()
+            inputs, target = next(examples)
             logps = adapter.policy_logps(
                 model, adapter.prepare(inputs), target.to(adapter.device), chunk_size=chunk_size
             )
