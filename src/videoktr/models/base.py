@@ -564,8 +564,17 @@ class QwenVLAdapter:
         repeated cache; FSDP2 takes several forwards per backward), else one over ``[G, P + T]``
         in which the encoder's output is repeated for the ``G`` rows (``_tiled_encoder``).
         """
-        if self.root_forward:
-            return self._policy_logps_root(forward, prompt, completion_ids, chunk_size, temperature, share_prefix)
+        logits = (
+            self._policy_logits_root(forward, prompt, completion_ids, share_prefix) if self.root_forward
+            else self._policy_logits(forward, prompt, completion_ids, share_prefix)
+        )
+        if temperature != 1.0:
+            logits = logits / temperature
+        logps, _ = token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=False)
+        return logps
+
+    def _policy_logits(self, forward, prompt, completion_ids, share_prefix):
+        """The fast path's logits ``[G, T, vocab]`` of the completions, with gradient."""
         features = self.encode(prompt)
         variant = self.real_variant(prompt, features)
         num_completions, length = completion_ids.shape
@@ -592,12 +601,10 @@ class QwenVLAdapter:
                 logits_to_keep=length + 1,
             )
             logits = out.logits[:, :-1]
-        if temperature != 1.0:
-            logits = logits / temperature
-        logps, _ = token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=False)
-        return logps
+        return logits
 
-    def _policy_logps_root(self, forward, prompt, completion_ids, chunk_size, temperature, share_prefix):
+    def _policy_logits_root(self, forward, prompt, completion_ids, share_prefix):
+        """The same logits with every pass through the root forward (FSDP, ZeRO-3)."""
         variant = self.real_variant(prompt, {})
         if share_prefix:
             variant.pixel_inputs = self._pixel_kwargs(prompt)
@@ -617,10 +624,7 @@ class QwenVLAdapter:
                     **pixels,
                 )
             logits = out.logits[:, :-1]
-        if temperature != 1.0:
-            logits = logits / temperature
-        logps, _ = token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=False)
-        return logps
+        return logits
 
     @contextlib.contextmanager
     def _tiled_encoder(self, times: int) -> Iterator[None]:
