@@ -216,7 +216,8 @@ class VideoGRPOTrainer(Trainer):
         ordered group is at least ``threshold`` times as accurate as the shuffled one."""
         args = self.args
         if not isinstance(media, DecodedVideo) or media.frames.shape[0] < 2:
-            if self._lockstep():  # the other processes generate: this one must step with them
+            # FSDP / ZeRO-3 (the adapter's lockstep): the other processes generate, so this one steps with them.
+            if get_adapter(self._unwrapped()).lockstep:
                 inputs = build_prompt_inputs(self.processing_class, sample, media, args.max_pixels)
                 self._generate(self._unwrapped(), inputs, max(args.num_generations // 2, 1), seed + 1)
             return torch.zeros_like(accuracy)
@@ -440,17 +441,6 @@ class VideoGRPOTrainer(Trainer):
         for name in ("clip_fraction", "kl", "selected_fraction"):
             self._metrics[name].append(metrics[name].item())
         return loss
-
-    def _lockstep(self) -> bool:
-        """Whether every process must run the same forwards (FSDP and ZeRO-3 gather weights with
-        collectives as modules run), so a prompt that needs fewer passes runs placeholders."""
-        if self.is_fsdp_enabled:
-            return True
-        if not self.is_deepspeed_enabled:
-            return False
-        from transformers.integrations import is_deepspeed_zero3_enabled
-
-        return is_deepspeed_zero3_enabled()
 
     def _activation_checkpointing(self) -> bool:
         """Whether activations are recomputed in backward (the Trainer's flag or FSDP's own),
