@@ -288,7 +288,6 @@ def run_demo(config: DemoConfig, json_path: str | Path | None = None) -> dict[st
     world_dir = out / "world"
     timer = StageTimer()
     warnings.filterwarnings("ignore", category=UserWarning)
-    torch.manual_seed(config.seed)
 
     timer.run("synthesize the video world", generate_dataset, world_dir, config.num_rows, config.seed,
               test_fraction=config.test_fraction, fps=config.video_fps)
