@@ -30,6 +30,8 @@ arguments, calls :func:`load_rollouts` and :func:`analyze_rollouts`, and prints
 
 from __future__ import annotations
 
+import functools
+
 import html
 import json
 import math
@@ -215,21 +217,14 @@ def _as_flag(value: Any) -> bool:
 
 # ---------------------------------------------------------------------------- words
 
-# GPT-2's byte-level BPE writes each byte as a printable character; this inverts that table so
-# the pieces of a word decode to its exact UTF-8 text (multi-byte characters included).
+@functools.cache
 def _byte_decoder() -> dict[str, int]:
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    characters = list(printable)
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            characters.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, characters)}
+    """GPT-2's byte-level BPE writes each byte as a printable character (transformers'
+    ``bytes_to_unicode`` table); inverted, the pieces of a word decode to its exact UTF-8 text.
+    Imported on first use: the module pulls in the tokenizers library."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-
-_BYTE_DECODER = _byte_decoder()
+    return {character: byte for byte, character in bytes_to_unicode().items()}
 # A token that is one whole tag: a special token (``<|im_end|>``) or an added tag token
 # (``<think>``, ``</answer>`` in some vocabularies) is a word of its own.
 _TAG_TOKEN = re.compile(r"^<[^<>\s]+>$")
@@ -243,7 +238,7 @@ def decode_tokens(tokens: Sequence[str]) -> str:
     data = bytearray()
     for token in tokens:
         for character in token:
-            byte = _BYTE_DECODER.get(character)
+            byte = _byte_decoder().get(character)
             data.extend(character.encode("utf-8") if byte is None else bytes([byte]))
     return data.decode("utf-8", errors="replace")
 
