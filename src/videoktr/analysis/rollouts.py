@@ -31,7 +31,6 @@ arguments, calls :func:`load_rollouts` and :func:`analyze_rollouts`, and prints
 from __future__ import annotations
 
 import functools
-
 import html
 import json
 import math
