@@ -18,6 +18,7 @@ from videoktr.synthetic import (
     ANSWER_LABELS,
     COLOURS,
     FAMILIES,
+    OPTION_ORDER,
     QuestionSpec,
     Scene,
     Shape,
@@ -82,6 +83,20 @@ def test_every_family_and_wording_is_reachable():
     assert {family for family, _, _ in seen} == set(FAMILIES)
     for family in FAMILIES:
         assert {t for f, _, t in seen if f == family} == {0, 1, 2}
+
+
+def test_options_are_listed_in_the_fixed_order():
+    letters_by_family = {}
+    for _, question in all_examples():
+        keys = [[OPTION_ORDER.index(word) for word in option.split(" ")] for option in question.options]
+        assert keys == sorted(keys), question.options
+        letters_by_family.setdefault(question.family, set()).add(question.letter)
+    # Single-word vocabularies are offered whole, so the letter is a function of the answer.
+    for _, question in examples("colour_of_shape"):
+        assert question.options == tuple(COLOURS)
+        assert question.letter == "ABCD"[list(COLOURS).index(question.answer)]
+    # The letter still varies with the answer in every family.
+    assert all(len(letters) >= 2 for letters in letters_by_family.values()), letters_by_family
 
 
 def test_labels_follow_the_lexicon():

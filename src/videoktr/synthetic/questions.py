@@ -7,7 +7,8 @@ world carries a reference trace ``<think>...</think><answer>X</answer>`` in whic
 labelled ``visual``, ``temporal`` or ``neutral``.
 
 Question kinds and families (``FAMILIES``; each is multiple choice with four options A-D, one
-correct, the distractors distinct and drawn from the same vocabulary as the answer):
+correct, the distractors distinct and drawn from the same vocabulary as the answer, listed in
+the fixed ``OPTION_ORDER``; see there for why):
 
 * ``visual``: answerable from any single frame (every shape is visible in every frame):
   ``colour_of_shape`` ("What colour is the circle?"), ``shape_of_colour`` ("What shape is the red
@@ -24,7 +25,8 @@ correct, the distractors distinct and drawn from the same vocabulary as the answ
 Two answers are never correct for one question, and some options can never be right because the
 world never draws them: ``"diamond"`` among the kinds and ``"four"`` among the counts (the world
 has three kinds and at most three shapes; four options are needed). A model can learn that they
-are never the answer; the remaining three are equally likely.
+are never the answer (in the fixed order they are always option D); the remaining three are
+equally likely.
 
 The labelling rule (the ground truth attribution is measured against). A trace is split on
 single spaces into words; tags (``<think>``, ``</think>``, ``<answer>``, ``</answer>``) and
@@ -100,6 +102,7 @@ __all__ = [
     "FAMILIES",
     "LABELS",
     "LETTERS",
+    "OPTION_ORDER",
     "ORDINALS",
     "QUESTION_KINDS",
     "TEMPORAL_WORDS",
@@ -170,9 +173,10 @@ class QuestionSpec:
             ``shape_of_colour``, ``direction``, ``appeared_after``), else ``None``.
         direction: the direction the question names (``colour_of_mover``), else ``None``.
         question_variant, trace_variant: which wording of the question and of the trace.
-        option_seed: seeds the choice of distractors and the order of the options. The choice
-            depends only on what the shapes look like, so playing a clip backwards keeps the
-            options and moves only the answer letter.
+        option_seed: seeds the choice of distractors (shape descriptions; the other families
+            offer their whole vocabulary). The choice depends only on what the shapes look
+            like, so playing a clip backwards keeps the options and moves only the answer
+            letter. The options are listed in ``OPTION_ORDER``, not shuffled.
     """
 
     family: str
@@ -764,6 +768,19 @@ assert {family.kind for family in FAMILIES.values()} == set(QUESTION_KINDS)
 
 # ----------------------------------------------------------------------------- questions
 
+# Options are listed in one fixed order, word by word: "A. red B. green C. blue D. yellow" for
+# every colour question, descriptions by colour then kind. Why: with shuffled options the
+# letter is a pointer into the prompt that the demo's two-layer policy does not learn in
+# minutes. Its greedy answer was one letter for all 200 test questions, whatever its reasoning
+# said, so accuracy measured only how often that letter was right. With a fixed order the
+# letter follows from the answer word, and accuracy measures the reasoning. The answer's
+# letter still varies with the answer (the distractors differ between questions).
+OPTION_ORDER = (*COLOURS, *KINDS, DISTRACTOR_KIND, *COUNT_WORDS, *DIRECTIONS)
+
+
+def _option_order_key(option: str) -> list[int]:
+    return [OPTION_ORDER.index(word) for word in option.split(" ")]
+
 
 def make_question(scene: Scene, spec: QuestionSpec) -> Question:
     """The question ``spec`` asks about ``scene``, with options, answer and labelled trace.
@@ -785,7 +802,7 @@ def make_question(scene: Scene, spec: QuestionSpec) -> Question:
     rng = np.random.default_rng(spec.option_seed)
     candidates, answer, slots = family.build(scene, spec, rng)
     assert len(set(candidates)) == _OPTION_COUNT and answer in candidates
-    options = tuple(candidates[i] for i in rng.permutation(_OPTION_COUNT))
+    options = tuple(sorted(candidates, key=_option_order_key))
     answer_index = options.index(answer)
     letter = LETTERS[answer_index]
     slots = {**slots, "letter": letter}
