@@ -16,7 +16,7 @@ def test_probe_reports_an_accuracy_curve_per_learning_rate(tmp_path):
         [sys.executable, str(SCRIPT), "--rows", "120", "--encoder-steps", "2", "--steps", "2",
          "--eval-every", "1", "--prompts-per-step", "2", "--lrs", "1e-3", "3e-4",
          "--world", str(tmp_path / "world"), "--json"],
-        capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -42,7 +42,7 @@ def test_probe_refuses_a_world_without_queue_rows(tmp_path):
     (world / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in still))
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--encoder-steps", "1", "--world", str(world)],
-        capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode != 0
     assert "no queue-scene rows" in result.stderr
