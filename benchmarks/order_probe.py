@@ -41,7 +41,6 @@ import time
 import warnings
 from pathlib import Path
 
-COLOURS = ("red", "green", "blue", "yellow")
 # The families whose scenes are queues (``sample_queue_scene``): shapes appear one after another
 # and leave in the same order, so the set of frames says nothing about which came first. (A
 # mover scene in which a still shape appears late would leak it: the shape seen in every frame
@@ -49,12 +48,12 @@ COLOURS = ("red", "green", "blue", "yellow")
 QUEUE_FAMILIES = ("appeared_first", "appeared_after", "colour_of_first")
 
 
-def _items(dataset, adapter, processor, limit: int):
+def _items(dataset, adapter, processor):
     """(prompt, target ids [1, L], index of the colour token, colour index) per queue-scene row."""
     import torch
 
     from videoktr.data.prompts import build_prompt_inputs
-    from videoktr.synthetic.world import Scene
+    from videoktr.synthetic import COLOURS, Scene
 
     tokenizer = processor.tokenizer
     prefix = tokenizer.encode("The first shape is the", add_special_tokens=False)
@@ -69,9 +68,7 @@ def _items(dataset, adapter, processor, limit: int):
         first = min(scene.shapes, key=lambda shape: shape.appear)
         target = prefix + tokenizer.encode(f" {first.description}", add_special_tokens=False)
         prompt = adapter.prepare(build_prompt_inputs(processor, decoded.sample, decoded.media))
-        items.append((prompt, torch.tensor([target]), len(prefix), COLOURS.index(first.colour)))
-        if len(items) >= limit:
-            break
+        items.append((prompt, torch.tensor([target]), len(prefix), list(COLOURS).index(first.colour)))
     return items
 
 
@@ -113,24 +110,25 @@ def main(argv: list[str] | None = None) -> dict:
     from videoktr.data.dataset import VideoR1Dataset
     from videoktr.demo import DemoConfig, _build_policy
     from videoktr.models import get_adapter
-    from videoktr.synthetic import generate_dataset
+    from videoktr.synthetic import COLOURS, generate_dataset
     from videoktr.synthetic.encoder import pretrain_vision_encoder
 
-    if not (args.world / "train.jsonl").exists():
-        generate_dataset(args.world, args.rows, args.seed, test_fraction=0.1, fps=4, progress=False)
     config = DemoConfig(seed=args.seed, progress=False)
+    if not (args.world / "train.jsonl").exists():
+        generate_dataset(args.world, args.rows, args.seed, test_fraction=config.test_fraction,
+                         fps=config.video_fps, progress=False)
     torch.manual_seed(args.seed)
     model, processor = _build_policy(config)
-    train = VideoR1Dataset(args.world / "train.jsonl", fps=4, min_frames=4, max_frames=16)
-    test = VideoR1Dataset(args.world / "test.jsonl", fps=4, min_frames=4, max_frames=16)
+    train, test = (VideoR1Dataset(args.world / f"{split}.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
+                   for split in ("train", "test"))
     start = time.perf_counter()
     pretrain_vision_encoder(model, processor, train, steps=args.encoder_steps,
                             learning_rate=config.encoder_pretrain_learning_rate, seed=args.seed, progress=False)
     print(f"encoder pre-trained in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     initial = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     adapter = get_adapter(model)
-    train_items = _items(train, adapter, processor, limit=10_000)
-    test_items = _items(test, adapter, processor, limit=10_000)
+    train_items = _items(train, adapter, processor)
+    test_items = _items(test, adapter, processor)
     if not train_items or not test_items:
         raise SystemExit(f"{args.world}: no queue-scene rows in the train or test split; use more --rows")
     colour_ids = [processor.tokenizer.encode(f" {c}", add_special_tokens=False)[0] for c in COLOURS]
@@ -143,8 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
                    if args.train_encoder or ".visual." not in f".{name}"]
         optimizer = torch.optim.AdamW(trained, lr=learning_rate)
         draw = random.Random(args.seed)
-        curve = {0: _accuracy(model, adapter, test_items, colour_ids)}
-        model.train()
+        curve = {0: _accuracy(model, adapter, test_items, colour_ids)}  # leaves the model in train mode
         for step in range(1, args.steps + 1):
             optimizer.zero_grad(set_to_none=True)
             for _ in range(args.prompts_per_step):

@@ -6,9 +6,10 @@
 
 Everything is built locally: the videos, a tokenizer trained on the world's text, a small
 Qwen2.5-VL from config. Nothing is downloaded. The encoder pre-training stands in for a real
-model's pretrained ViT (see ``videoktr.synthetic.encoder`` for why it is needed). The attribution check teacher-forces each test
-row's reference trace, whose words carry visual / temporal / neutral labels, through
-``KeyTokenAttributor`` and scores each signal's top-20% selection against those labels.
+model's pretrained ViT (see ``videoktr.synthetic.encoder`` for why it is needed). The
+attribution check teacher-forces each test row's reference trace, whose words carry visual /
+temporal / neutral labels, through ``KeyTokenAttributor`` and scores each signal's top-20%
+selection against those labels.
 """
 
 from __future__ import annotations
