@@ -68,6 +68,27 @@ def fresh_rollouts(trainer, count=2):
     return rollouts
 
 
+@pytest.mark.parametrize("preset", ["video_ktr", "grpo"])
+def test_training_raises_a_learnable_reward(preset, tiny_model_dir, dataset_file, tmp_path):
+    """The whole loop (sampling, rewards, group advantages, key-token mask, clipped loss, the
+    optimizer step) moves the policy the way the reward asks: the share of the letter "e" in a
+    completion, which a random policy can raise by choosing other tokens, climbs from ~0.08
+    (measured: 0.25-0.30 after 20 steps at this rate). A flipped advantage sign, a mask that
+    selects nothing or a loss detached from the policy leaves it flat or sends it down."""
+    trainer = build_trainer(
+        tiny_model_dir, dataset_file, tmp_path / "out", "--preset", preset, "--max_steps", "20",
+        "--save_strategy", "no", "--num_generations", "6", "--learning_rate", "1e-2", "--lr_scheduler_type", "constant",
+        "--reward_funcs", "tests.train.fixture_rewards:letter_e_share",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.train()
+    rewards = [entry["reward"] for entry in trainer.state.log_history if "reward" in entry]
+    assert len(rewards) == 20
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert last > 2 * first, (first, last)
+
+
 def test_ratio_one_ktr_loss_equals_vanilla_grpo_loss(tiny_model_dir, dataset_file, tmp_path):
     trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--preset", "video_ktr", "--ktr_ratio", "1.0")
     rollouts = fresh_rollouts(trainer)
