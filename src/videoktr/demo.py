@@ -83,6 +83,14 @@ class StageTimer:
         return result
 
 
+def encoder_label_figures(result) -> dict[str, float] | None:
+    """How well the pre-trained encoder's tokens name the (colour, shape) pairs in their cells,
+    over its last steps (``EncoderPretrainResult``); None when the encoder was not pre-trained."""
+    if result is None:
+        return None
+    return {"precision": result.label_precision, "recall": result.label_recall, "token_accuracy": result.label_accuracy}
+
+
 def evaluation_kwargs(config: DemoConfig, progress: bool | None = None) -> dict[str, Any]:
     """The demo's evaluation settings for ``run_evaluation``: greedy, 16 frames at the world's
     fps, ``eval_limit`` questions; ``videoktr ablate`` evaluates every run the same way."""
@@ -109,18 +117,20 @@ def _build_policy(config: DemoConfig):
 def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTimer | None = None):
     """The demo's policy, ready for RL: built from config, its vision encoder pre-trained on the
     world's frames (when ``encoder_pretrain_steps``), then warmed up on the traces. Returns
-    ``(model, processor, warmup_result)``; ``videoktr ablate`` starts every run from this."""
+    ``(model, processor, warmup_result, encoder_result)`` (``encoder_result`` None without
+    pre-training); ``videoktr ablate`` starts every run from this."""
     timer = timer or StageTimer()
     torch.manual_seed(config.seed)
     model, processor = timer.run("build a tiny Qwen2.5-VL and a tokenizer trained on the world's text", _build_policy, config)
+    encoder = None
     if config.encoder_pretrain_steps:
-        timer.run("pre-train the vision encoder on the world's frames", pretrain_vision_encoder, model, processor,
+        encoder = timer.run("pre-train the vision encoder on the world's frames", pretrain_vision_encoder, model, processor,
                   train_set, steps=config.encoder_pretrain_steps, learning_rate=config.encoder_pretrain_learning_rate,
                   seed=config.seed, progress=config.progress)
     warmup = timer.run("supervised warm-up on reasoning traces", supervised_warmup, model, processor, train_set,
                        steps=config.warmup_steps, learning_rate=config.warmup_learning_rate,
                        prompts_per_step=config.warmup_prompts_per_step, seed=config.seed, progress=config.progress)
-    return model, processor, warmup
+    return model, processor, warmup, encoder
 
 
 def _train(model, processor, dataset, config: DemoConfig, overrides: dict | None = None, seed: int | None = None,
@@ -270,6 +280,10 @@ def format_summary(summary: dict) -> str:
         values = summary[f"accuracy_{name}"]
         lines.append(f"{'  ' + name + ' RL':<22}" + "".join(f"{values[k]:>10.1%}" for k in kinds))
     rl = summary["rl"]
+    encoder = summary.get("encoder_labels")
+    if encoder:
+        lines += ["", f"encoder pre-training, shape labels of its last steps: precision {encoder['precision']:.2f}, "
+                  f"recall {encoder['recall']:.2f}"]
     lines += ["", f"reward over RL: first {rl['reward_first']:.3f}, last {rl['reward_last']:.3f} "
               f"(mean of first/last 10 steps over {rl['steps']} steps)",
               "selected fraction: " + ", ".join(f"{k} {v:.1%}" for k, v in rl["selected_fraction"].items()), "",
@@ -293,7 +307,7 @@ def run_demo(config: DemoConfig, json_path: str | Path | None = None) -> dict[st
     timer.run("synthesize the video world", generate_dataset, world_dir, config.num_rows, config.seed,
               test_fraction=config.test_fraction, fps=config.video_fps)
     train_set = VideoR1Dataset(world_dir / "train.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
-    model, processor, warmup = prepare_policy(config, train_set, timer)
+    model, processor, warmup, encoder = prepare_policy(config, train_set, timer)
     eval_kwargs = evaluation_kwargs(config)
     before = timer.run("evaluate before RL", run_evaluation, model, processor, "synthetic", world_dir,
                        out / "eval_before.jsonl", **eval_kwargs)
@@ -310,6 +324,7 @@ def run_demo(config: DemoConfig, json_path: str | Path | None = None) -> dict[st
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "accuracy_before": _accuracy_by_kind(before),
         "accuracy_after": _accuracy_by_kind(after),
+        "encoder_labels": encoder_label_figures(encoder),
         "warmup_loss": {"first": warmup.losses[0], "last": warmup.losses[-1]},
         "rl": {
             "steps": len(rl_logs),

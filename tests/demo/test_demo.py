@@ -26,6 +26,7 @@ def test_small_demo_writes_report_plots_and_summary(tmp_path):
     written = json.loads((tmp_path / "figures.json").read_text())
     assert written["accuracy_before"].keys() == {"overall", "visual", "temporal", "both"}
     assert written["rl"]["steps"] == 2
+    assert written["encoder_labels"].keys() == {"precision", "recall", "token_accuracy"}
     for signal in ("visual", "temporal", "entropy"):
         for label in ("visual", "temporal"):
             quality = written["attribution"][signal][label]

@@ -8,7 +8,7 @@ import torch
 
 from videoktr.data.dataset import VideoR1Dataset
 from videoktr.models.tiny import build_tiny_model
-from videoktr.synthetic.encoder import LABEL_NAMES, pretrain_vision_encoder, region_targets
+from videoktr.synthetic.encoder import LABEL_NAMES, label_counts, pretrain_vision_encoder, region_targets
 from videoktr.synthetic.questions import sample_question
 from videoktr.synthetic.world import COLOURS, KINDS, Scene, render
 
@@ -75,6 +75,18 @@ def test_pretraining_changes_only_the_encoder_and_lowers_its_loss(tmp_path):
     assert changed and all(name.startswith("model.visual.") for name in changed)
     assert "model.visual.patch_embed.proj.weight" in changed
     assert np.mean(result.losses[-5:]) < 0.5 * result.losses[0]
+    assert 0.0 <= result.label_precision <= 1.0 and 0.0 <= result.label_recall <= 1.0
+
+
+def test_label_counts_score_only_the_labels_that_are_on():
+    # Three tokens, two labels. Token 0: both off, predicted off (right). Token 1: label 0 on and
+    # found. Token 2: label 1 on but missed, label 0 predicted on wrongly.
+    targets = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    logits = torch.tensor([[-3.0, -2.0], [2.0, -1.0], [0.5, -0.5]])
+    assert label_counts(logits, targets) == {"tokens_right": 2, "true_positive": 1, "predicted": 2, "actual": 2}
+    # A head that predicts everything off gets most tokens right and finds nothing.
+    assert label_counts(torch.full((3, 2), -1.0), targets) == {
+        "tokens_right": 1, "true_positive": 0, "predicted": 0, "actual": 2}
 
 
 def test_rows_without_a_scene_are_refused(tmp_path):

@@ -30,7 +30,7 @@ from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter
 from .world import COLOURS, KINDS, Scene, shape_mask
 
-__all__ = ["EncoderPretrainResult", "LABEL_NAMES", "pretrain_vision_encoder", "region_targets"]
+__all__ = ["EncoderPretrainResult", "LABEL_NAMES", "label_counts", "pretrain_vision_encoder", "region_targets"]
 
 LABEL_NAMES = tuple(f"{colour} {kind}" for colour in COLOURS for kind in KINDS)
 
@@ -62,12 +62,28 @@ def region_targets(scene: Scene, frame_indices: list[int], grid_thw: tuple[int, 
     return torch.from_numpy(targets.reshape(-1, len(LABEL_NAMES))).float()
 
 
+def label_counts(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, int]:
+    """Counts behind ``EncoderPretrainResult``'s figures for ``[N, L]`` logits and 0/1 targets:
+    ``tokens_right`` (rows with every label right), ``true_positive`` (labels on and predicted
+    on, i.e. logit > 0), ``predicted`` (predicted on) and ``actual`` (on)."""
+    predicted_on, on = logits > 0, targets > 0.5
+    return {"tokens_right": int((predicted_on == on).all(-1).sum()), "true_positive": int((predicted_on & on).sum()),
+            "predicted": int(predicted_on.sum()), "actual": int(on.sum())}
+
+
 @dataclass
 class EncoderPretrainResult:
-    """Per-step loss, and the token-label accuracy of the last steps."""
+    """Per-step loss, and how well the head reads the labels over the last 10% of steps.
+
+    ``label_accuracy``: share of tokens whose every label is right (mostly empty background
+    cells, so it flatters). ``label_precision`` / ``label_recall``: over the labels that are on
+    (a shape drawn in the cell), the share of predicted-on labels that are right and of on labels
+    that are predicted; these say whether the tokens tell the shapes apart."""
 
     losses: list[float] = field(default_factory=list)
     label_accuracy: float = 0.0
+    label_precision: float = 0.0
+    label_recall: float = 0.0
 
 
 def pretrain_vision_encoder(
@@ -115,7 +131,7 @@ def pretrain_vision_encoder(
 
         iterator = tqdm(iterator, desc="encoder pre-training", unit="step")
     model.train()
-    correct = total = 0
+    correct = total = true_positive = predicted = actual = 0
     for step in iterator:
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
@@ -127,12 +143,18 @@ def pretrain_vision_encoder(
             loss.backward()
             step_loss += loss.item()
             if step >= steps - max(steps // 10, 1):
-                correct += int(((logits > 0) == (targets > 0.5)).all(-1).sum())
+                counts = label_counts(logits, targets)
+                correct += counts["tokens_right"]
                 total += targets.shape[0]
+                true_positive += counts["true_positive"]
+                predicted += counts["predicted"]
+                actual += counts["actual"]
         optimizer.step()
         result.losses.append(step_loss)
         if progress:
             iterator.set_postfix(loss=f"{step_loss:.4f}")
     result.label_accuracy = correct / max(total, 1)
+    result.label_precision = true_positive / max(predicted, 1)
+    result.label_recall = true_positive / max(actual, 1)
     model.eval()
     return result
