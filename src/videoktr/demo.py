@@ -124,9 +124,10 @@ def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTi
     model, processor = timer.run("build a tiny Qwen2.5-VL and a tokenizer trained on the world's text", _build_policy, config)
     encoder = None
     if config.encoder_pretrain_steps:
-        encoder = timer.run("pre-train the vision encoder on the world's frames", pretrain_vision_encoder, model, processor,
-                  train_set, steps=config.encoder_pretrain_steps, learning_rate=config.encoder_pretrain_learning_rate,
-                  seed=config.seed, progress=config.progress)
+        encoder = timer.run("pre-train the vision encoder on the world's frames", pretrain_vision_encoder, model,
+                            processor, train_set, steps=config.encoder_pretrain_steps,
+                            learning_rate=config.encoder_pretrain_learning_rate, seed=config.seed,
+                            progress=config.progress)
     warmup = timer.run("supervised warm-up on reasoning traces", supervised_warmup, model, processor, train_set,
                        steps=config.warmup_steps, learning_rate=config.warmup_learning_rate,
                        prompts_per_step=config.warmup_prompts_per_step, seed=config.seed, progress=config.progress)
