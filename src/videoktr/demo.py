@@ -283,8 +283,8 @@ def format_summary(summary: dict) -> str:
     rl = summary["rl"]
     encoder = summary.get("encoder_labels")
     if encoder:
-        lines += ["", f"encoder pre-training, shape labels of its last steps: precision {encoder['precision']:.2f}, "
-                  f"recall {encoder['recall']:.2f}"]
+        lines += ["", (f"encoder pre-training, shape labels of its last steps: precision {encoder['precision']:.2f}, "
+                       f"recall {encoder['recall']:.2f}")]
     lines += ["", f"reward over RL: first {rl['reward_first']:.3f}, last {rl['reward_last']:.3f} "
               f"(mean of first/last 10 steps over {rl['steps']} steps)",
               "selected fraction: " + ", ".join(f"{k} {v:.1%}" for k, v in rl["selected_fraction"].items()), "",

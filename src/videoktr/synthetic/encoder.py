@@ -30,7 +30,7 @@ from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter
 from .world import COLOURS, KINDS, Scene, shape_mask
 
-__all__ = ["EncoderPretrainResult", "LABEL_NAMES", "label_counts", "pretrain_vision_encoder", "region_targets"]
+__all__ = ["LABEL_NAMES", "EncoderPretrainResult", "label_counts", "pretrain_vision_encoder", "region_targets"]
 
 LABEL_NAMES = tuple(f"{colour} {kind}" for colour in COLOURS for kind in KINDS)
 
