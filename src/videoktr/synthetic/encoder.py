@@ -19,6 +19,7 @@ and the temporal signal stays the language model's business.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,7 +132,7 @@ def pretrain_vision_encoder(
 
         iterator = tqdm(iterator, desc="encoder pre-training", unit="step")
     model.train()
-    correct = total = true_positive = predicted = actual = 0
+    tallies = Counter()  # label_counts over the last 10% of steps, plus "tokens"
     for step in iterator:
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
@@ -143,18 +144,14 @@ def pretrain_vision_encoder(
             loss.backward()
             step_loss += loss.item()
             if step >= steps - max(steps // 10, 1):
-                counts = label_counts(logits, targets)
-                correct += counts["tokens_right"]
-                total += targets.shape[0]
-                true_positive += counts["true_positive"]
-                predicted += counts["predicted"]
-                actual += counts["actual"]
+                tallies.update(label_counts(logits, targets))
+                tallies["tokens"] += targets.shape[0]
         optimizer.step()
         result.losses.append(step_loss)
         if progress:
             iterator.set_postfix(loss=f"{step_loss:.4f}")
-    result.label_accuracy = correct / max(total, 1)
-    result.label_precision = true_positive / max(predicted, 1)
-    result.label_recall = true_positive / max(actual, 1)
+    result.label_accuracy = tallies["tokens_right"] / max(tallies["tokens"], 1)
+    result.label_precision = tallies["true_positive"] / max(tallies["predicted"], 1)
+    result.label_recall = tallies["true_positive"] / max(tallies["actual"], 1)
     model.eval()
     return result
