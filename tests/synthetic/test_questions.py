@@ -2,8 +2,9 @@
 
 The labelling rule says a visual word is fixed by what the frames show and a temporal word by
 their order. The counterfactual tests check exactly that: recolouring a shape changes only
-visual words (and the answer word), playing a temporal clip backwards changes only temporal
-words (and the answer word) and always changes the answer.
+colour words (visual ones, or temporal ones when the colour names an order-dependent fact, such
+as which shape appeared first) and the answer word; playing a temporal clip backwards changes
+only temporal words (and the answer word) and always changes the answer.
 """
 
 from __future__ import annotations
@@ -67,10 +68,13 @@ def test_rows_are_well_formed(family):
         assert question.process.startswith("<think>") and question.process.endswith("</think>")
         assert " ".join(word for word, _ in question.trace_words) == question.trace
         assert question.trace.split() == [word for word, _ in question.trace_words]
-        assert 15 <= len(question.trace_words) <= 40
+        assert 15 <= len(question.trace_words) <= 45
         assert all(label in ("visual", "temporal", "neutral") for _, label in question.trace_words)
         *body, (_, last_label) = question.trace_words
-        assert all(label == label_word(word) for word, label in body)
+        backwards = make_question(reverse_frames(scene), question.spec).trace_words
+        for (word, label), (backwards_word, _) in zip(body, backwards, strict=False):
+            # the lexicon's label, unless the clip played backwards says another word here
+            assert label == ("temporal" if backwards_word != word else label_word(word)), word
         assert last_label == ANSWER_LABELS[question.kind]
         # The letter the trace states is the solution's.
         stated = re.search(r"answer is ([A-D])\.</think><answer>([A-D])</answer>$", question.trace)
@@ -147,12 +151,15 @@ def test_recolouring_a_shape_changes_only_visual_words(family):
                 if i == len(question.trace_words) - 1:
                     assert label == ANSWER_LABELS[question.kind]
                     continue
-                assert label == "visual" and after.trace_words[i][1] == "visual", (word, label)
+                # a colour word: visual, or temporal when it names an order-dependent fact
+                # ("The first shape to appear is red"); either way the same label after
+                assert label in ("visual", "temporal") and after.trace_words[i][1] == label, (word, label)
+                assert label_word(word) == "visual"
                 assert core(word) == old_colour and core(after.trace_words[i][0]) == new_colour
             # Order words stay exactly as they were.
-            temporal_before = [w for w, label in question.trace_words[:-1] if label == "temporal"]
-            temporal_after = [w for w, label in after.trace_words[:-1] if label == "temporal"]
-            assert temporal_before == temporal_after
+            order_before = [w for w, _ in question.trace_words[:-1] if label_word(w) == "temporal"]
+            order_after = [w for w, _ in after.trace_words[:-1] if label_word(w) == "temporal"]
+            assert order_before == order_after
 
 
 def test_changing_a_kind_changes_the_shape_word():
@@ -182,6 +189,7 @@ def test_removing_a_shape_changes_the_count_word():
 
 
 TEMPORAL_FAMILIES = [name for name, f in FAMILIES.items() if f.kind == "temporal"]
+QUEUE_FAMILIES = ("appeared_first", "appeared_after", "colour_of_first")
 ORDER_FAMILIES = [name for name, f in FAMILIES.items() if f.kind in ("temporal", "both")]
 
 
@@ -202,6 +210,9 @@ def test_playing_a_temporal_clip_backwards_flips_only_temporal_words(family):
         for i in changed[:-1]:
             (old, label), (new, new_label) = question.trace_words[i], after.trace_words[i]
             assert label == new_label == "temporal", (old, new)
+            if core(old) in COLOURS:  # the colour of the first shape to appear
+                assert core(new) in COLOURS and family in QUEUE_FAMILIES, (old, new)
+                continue
             assert core(new) in flips[core(old)], (old, new)
             flipped += 1
         assert flipped
@@ -228,8 +239,10 @@ def test_appearance_order_words_flip_first_and_last():
         new = [core(w) for w, _ in after.trace_words if core(w) in ordinals]
         last = ordinals[len(scene.shapes) - 1]
         swap = {"second": "second", "first": last, last: "first"}  # n=2: first <-> second
-        # the fixed word "first" of "which shape appeared first" (trace variant 2) stays
+        # the fixed words "first" of "The first shape to appear is" (every variant, before the
+        # order clauses) and of "which shape appeared first" (trace variant 2) stay
         expected = [swap[w] for w in old]
+        expected[0] = "first"
         if question.spec.trace_variant == 2:
             expected[-1] = "first"
         assert new == expected

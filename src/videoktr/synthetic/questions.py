@@ -39,32 +39,42 @@ gets one label:
    evidence a single frame lacks. A visual question's letter is fixed by any one frame; a
    temporal or both question's letter is not (every frame is also a frame of the reversed clip,
    whose answer differs), so the order decides it. The tags glued to that word share its label.
-2. Every other word is labelled by its *core*: the word with tags (``<...>``) removed,
+2. Every other word that would read differently in the trace of the same question about the
+   clip played backwards (``reverse_frames``: the same frames in the opposite order) is
+   labelled ``temporal``: its identity is fixed by the order, whatever the lexicon says of it. Direction and order words flip this way, and so do the colour words
+   that name an order-dependent fact: "The first shape to appear is red" reads "... is blue"
+   backwards, so this "red" is ``temporal``, the same rule the answer letter follows.
+3. Every remaining word is labelled by its *core*: the word with tags (``<...>``) removed,
    surrounding punctuation stripped and lower-cased (``"red,"`` -> ``red``, ``"<think>I"`` ->
    ``i``):
 
    * ``visual`` if the core is in ``VISUAL_WORDS``: colour words (red, green, blue, yellow),
      shape words (circle, square, triangle, diamond and their plurals) and count words (one,
-     two, three, four). Their identity is read off the pixels of a frame. They stay visual even
-     when *which* colour a sentence names also depends on the order (in a both trace "The
-     shape that appeared first is red": "red" is visual, "appeared" and "first" temporal).
+     two, three, four). Their identity is read off the pixels of a frame: in a temporal trace
+     they name the shapes in the scene's own order, which playing the clip backwards keeps.
    * ``temporal`` if the core is in ``TEMPORAL_WORDS``: order words (first, second, third,
      last, next, then, after, before, earlier, later, early, start(s), end(s)), direction words
      (left, right, up, down) and event verbs (appear(s/ed), disappear(s/ed), came, come,
-     move(s/d), moving, shifts). Their identity (or their truth) is fixed by how frames follow
-     one another; direction words flip when the frames are reversed (a shape "further left in
-     the early frames" is "further right" backwards).
+     move(s/d), moving, shifts). They describe how frames follow one another, whether or not
+     this trace's word would flip backwards.
    * ``neutral`` otherwise: function words, "I", "see", "the", "answer", "is", "shape",
      "colour", "frames", "order", ...
 
 The templates use lexicon words only in the lexicon's sense (no "one" as a pronoun, no "right"
 meaning correct, no "first" in "First, I look"), so the lexical rule and the counterfactual
-meaning agree; the tests check it: recolouring a shape changes only visual words (and the
+meaning agree; the tests check it: recolouring a shape changes only colour words (and the
 answer word), and playing a temporal clip backwards changes only temporal words (and the answer
 word): the direction and order words flip (left <-> right, up <-> down, first <-> second or
-first <-> third), while the visual words stay as they were.
+first <-> third), the first shape's colour changes, and the visual words stay as they were.
 
-Traces are templated (three variants per family, 15-40 words) and name shapes in the scene's own
+Every trace about a queue (``appeared_first``, ``appeared_after``, ``colour_of_first``) states
+the first shape's colour ("The first shape to appear is red.") before its order clauses. Why
+first: once the trace has written the order down, the words after it can be copied from the
+text, and a model scored on them with the frames shuffled shows no dependence on the order.
+The first statement of an order-dependent fact is the one a model must read off the video in
+order (``benchmarks/order_probe.py`` shows the demo's model can learn this one).
+
+Traces are templated (three variants per family, 15-45 words) and name shapes in the scene's own
 order (random, not the order of events), so that the visual words of a temporal trace do not
 depend on the order of events. Everything is deterministic: ``make_question(scene, spec)`` is a
 pure function, and ``sample_question`` draws scene and spec from a ``numpy.random.Generator``.
@@ -89,6 +99,7 @@ from .world import (
     Scene,
     Shape,
     opposite_direction,
+    reverse_frames,
     sample_mover_scene,
     sample_opposite_movers_scene,
     sample_queue_scene,
@@ -332,6 +343,10 @@ def _appearance_ranks(scene: Scene, family: str) -> list[int]:
     return [order.index(i) for i in range(len(appears))]
 
 
+def _first_colour(scene: Scene, ranks: Sequence[int]) -> str:
+    return scene.shapes[list(ranks).index(0)].colour
+
+
 def _description_options(rng: np.random.Generator, scene: Scene, shown: Sequence[str]) -> list[str]:
     """``shown`` descriptions plus distractors up to four: first recombinations of the scene's
     colours and kinds ("blue circle" beside a red circle and a blue square), then any other
@@ -402,6 +417,7 @@ def _build_appeared_first(scene, spec, rng):
     ranks = _appearance_ranks(scene, spec.family)
     descriptions = _descriptions(scene)
     slots = {
+        "first_colour": _first_colour(scene, ranks),
         "order_clauses": _order_clauses(descriptions, ranks),
         "the_listing": _listing(descriptions, "the"),
     }
@@ -425,6 +441,7 @@ def _build_appeared_after(scene, spec, rng):
         "target": target.description,
         "target_ordinal": ORDINALS[target_rank],
         "next_ordinal": ORDINALS[target_rank + 1],
+        "first_colour": _first_colour(scene, ranks),
         "order_clauses": _order_clauses(descriptions, ranks),
     }
     candidates = _description_options(rng, scene, shown)
@@ -439,6 +456,7 @@ def _build_colour_of_first(scene, spec, rng):
     descriptions = _descriptions(scene)
     first = scene.shapes[ranks.index(0)]
     slots = {
+        "first_colour": first.colour,
         "order_clauses": _order_clauses(descriptions, ranks),
         "listing": _listing(descriptions, "a"),
         "colour": first.colour,
@@ -621,15 +639,18 @@ FAMILIES: dict[str, Family] = {
             traces=(
                 (
                     "I watch the order in which the shapes appear.",
+                    "The first shape to appear is {first_colour}.",
                     "{order_clauses}.",
                     "The answer is {letter}.",
                 ),
                 (
+                    "The first shape to appear is {first_colour}.",
                     "Some frames show all the shapes: {the_listing}.",
                     "{order_clauses}.",
                     "So the answer is {letter}.",
                 ),
                 (
+                    "The first shape to appear is {first_colour}.",
                     "{order_clauses}.",
                     "The question asks which shape appeared first, so the answer is {letter}.",
                 ),
@@ -679,11 +700,13 @@ FAMILIES: dict[str, Family] = {
             traces=(
                 (
                     "I watch the order in which the shapes appear.",
+                    "The first shape to appear is {first_colour}.",
                     "{order_clauses}.",
                     "The next shape is the {next_ordinal} to appear.",
                     "The answer is {letter}.",
                 ),
                 (
+                    "The first shape to appear is {first_colour}.",
                     "{order_clauses}.",
                     (
                         "The {target} appeared {target_ordinal}, so I need the shape that"
@@ -692,6 +715,7 @@ FAMILIES: dict[str, Family] = {
                     "The answer is {letter}.",
                 ),
                 (
+                    "The first shape to appear is {first_colour}.",
                     "{order_clauses}.",
                     (
                         "Next after the {target} came the {next_ordinal} shape, so the answer"
@@ -713,16 +737,19 @@ FAMILIES: dict[str, Family] = {
             traces=(
                 (
                     "I watch the order in which the shapes appear.",
+                    "The first shape to appear is {first_colour}.",
                     "{order_clauses}.",
                     "The first shape is {colour}, so the answer is {letter}.",
                 ),
                 (
+                    "The first shape to appear is {first_colour}.",
                     "{order_clauses}.",
                     "The shape that appeared first is {colour}.",
                     "The answer is {letter}.",
                 ),
                 (
                     "I see {listing}.",
+                    "The first shape to appear is {first_colour}.",
                     "{order_clauses}.",
                     "So the colour is {colour} and the answer is {letter}.",
                 ),
@@ -782,6 +809,30 @@ def _option_order_key(option: str) -> list[int]:
     return [OPTION_ORDER.index(word) for word in option.split(" ")]
 
 
+def _compose(family: Family, scene: Scene, spec: QuestionSpec) -> tuple[tuple[str, ...], int, str, tuple[str, ...]]:
+    """``(options, answer_index, problem, trace sentences)`` of ``spec`` asked about ``scene``."""
+    rng = np.random.default_rng(spec.option_seed)
+    candidates, answer, slots = family.build(scene, spec, rng)
+    assert len(set(candidates)) == _OPTION_COUNT and answer in candidates
+    options = tuple(sorted(candidates, key=_option_order_key))
+    answer_index = options.index(answer)
+    slots = {**slots, "letter": LETTERS[answer_index]}
+    problem = family.questions[spec.question_variant].format(**slots)
+    sentences = tuple(sentence.format(**slots) for sentence in family.traces[spec.trace_variant])
+    return options, answer_index, problem, sentences
+
+
+def _backwards_words(family: Family, scene: Scene, spec: QuestionSpec) -> list[str] | None:
+    """The words of the same question's trace about the clip played backwards (same frames,
+    opposite order), or ``None`` when the reversed scene does not suit the family."""
+    try:
+        options, answer_index, _, sentences = _compose(family, reverse_frames(scene), spec)
+    except _Unsuitable:
+        return None
+    letter = LETTERS[answer_index]
+    return ("<think>" + " ".join(sentences) + f"</think><answer>{letter}</answer>").split(" ")
+
+
 def make_question(scene: Scene, spec: QuestionSpec) -> Question:
     """The question ``spec`` asks about ``scene``, with options, answer and labelled trace.
 
@@ -799,24 +850,20 @@ def make_question(scene: Scene, spec: QuestionSpec) -> Question:
         value = getattr(spec, name)
         if not isinstance(value, int) or not 0 <= value < count:
             raise ValueError(f"{name} must be in 0..{count - 1} for {spec.family!r}, got {value!r}")
-    rng = np.random.default_rng(spec.option_seed)
-    candidates, answer, slots = family.build(scene, spec, rng)
-    assert len(set(candidates)) == _OPTION_COUNT and answer in candidates
-    options = tuple(sorted(candidates, key=_option_order_key))
-    answer_index = options.index(answer)
+    options, answer_index, problem, sentences = _compose(family, scene, spec)
     letter = LETTERS[answer_index]
-    slots = {**slots, "letter": letter}
-
-    problem = family.questions[spec.question_variant].format(**slots)
-    sentences = tuple(sentence.format(**slots) for sentence in family.traces[spec.trace_variant])
     process = "<think>" + " ".join(sentences) + "</think>"
     solution = f"<answer>{letter}</answer>"
     trace = process + solution
     words = trace.split(" ")
     assert all(words) and words[-1].startswith(f"{letter}.</think>"), trace
-    trace_words = tuple((word, label_word(word)) for word in words[:-1]) + (
-        (words[-1], ANSWER_LABELS[family.kind]),
-    )
+    backwards = _backwards_words(family, scene, spec)
+    if backwards is not None and len(backwards) != len(words):
+        raise AssertionError(f"a trace and its time reversal differ in length: {trace!r}")
+    trace_words = tuple(
+        (word, "temporal" if backwards is not None and backwards[i] != word else label_word(word))
+        for i, word in enumerate(words[:-1])
+    ) + ((words[-1], ANSWER_LABELS[family.kind]),)
     return Question(
         spec=spec,
         kind=family.kind,
@@ -922,6 +969,7 @@ def _slot_domains() -> list[tuple[tuple[str, ...], list[tuple[str, ...]]]]:
     ]
     single = {
         "colour": list(COLOURS),
+        "first_colour": list(COLOURS),
         "kind": list(KINDS),
         "target": [f"{c} {k}" for c in COLOURS for k in KINDS],
         "question_direction": list(DIRECTIONS),
