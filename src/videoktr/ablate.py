@@ -339,14 +339,16 @@ def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[
         print(f"\n== warm-up checkpoint: reusing {checkpoint}", flush=True)
         return json.loads(meta_path.read_text())
     from .data.dataset import VideoR1Dataset
-    from .demo import encoder_label_figures, prepare_policy
+    from .demo import encoder_label_figures, order_figures, prepare_policy
     from .eval.runner import run_evaluation
 
     demo = config.run_config()
     print("\n== build the demo's policy and warm it up once (as the demo does)", flush=True)
     start = time.perf_counter()
     train_set = VideoR1Dataset(world_dir / "train.jsonl", fps=demo.video_fps, min_frames=4, max_frames=16)
-    model, processor, warmup, encoder = prepare_policy(demo, train_set)
+    test_set = VideoR1Dataset(world_dir / "test.jsonl", fps=demo.video_fps, min_frames=4, max_frames=16)
+    policy = prepare_policy(demo, train_set, eval_set=test_set)
+    model, processor = policy.model, policy.processor
     warmup_seconds = time.perf_counter() - start
     print(f"   done in {warmup_seconds:.1f} s\n\n== evaluate the warm-up checkpoint", flush=True)
     predictions = config.output_dir / "eval_warmup.jsonl"
@@ -361,8 +363,9 @@ def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[
         model.save_pretrained(checkpoint)
         processor.save_pretrained(checkpoint)
     meta = {"before": _accuracies(before), "eval_questions": before.count,
-            "warmup_loss": {"first": warmup.losses[0], "last": warmup.losses[-1]},
-            "encoder_labels": encoder_label_figures(encoder),
+            "warmup_loss": {"first": policy.warmup.losses[0], "last": policy.warmup.losses[-1]},
+            "encoder_labels": encoder_label_figures(policy.encoder),
+            "first_appearance": order_figures(policy.order),
             "seconds": {"warmup": warmup_seconds, "eval": eval_seconds}}
     meta_path.write_text(json.dumps(meta, indent=2))  # written last: marks the checkpoint complete
     return meta

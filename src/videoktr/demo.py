@@ -33,6 +33,7 @@ from .eval.runner import run_evaluation
 from .models.tiny import CORPUS, build_tiny_model, build_tokenizer
 from .synthetic import generate_dataset, world_corpus
 from .synthetic.encoder import pretrain_vision_encoder
+from .synthetic.order import pretrain_first_appearance
 from .train.config import load_config
 from .train.rollout import eos_token_ids
 from .train.sft import supervised_warmup
@@ -56,14 +57,17 @@ class DemoConfig:
     vocab_size: int = 400
     encoder_pretrain_steps: int = 600
     encoder_pretrain_learning_rate: float = 3e-3
+    order_pretrain_steps: int = 300
+    order_pretrain_learning_rate: float = 5e-4
     warmup_steps: int = 1000
     warmup_prompts_per_step: int = 4
     warmup_learning_rate: float = 2e-3
+    warmup_freeze_vision_encoder: bool = True
     rl_steps: int = 100
     rl_prompts_per_step: int = 4
     num_generations: int = 8
     rl_learning_rate: float = 5e-5
-    max_completion_length: int = 72
+    max_completion_length: int = 88
     ktr_ratio: float = 0.2
     eval_limit: int | None = None
     attribution_limit: int = 60
@@ -91,6 +95,15 @@ def encoder_label_figures(result) -> dict[str, float] | None:
     return {"precision": result.label_precision, "recall": result.label_recall, "token_accuracy": result.label_accuracy}
 
 
+def order_figures(result) -> dict[str, Any] | None:
+    """How often the policy names the first shape's colour after the order stage, on held-out
+    queue clips (``OrderPretrainResult``); None when the stage was off."""
+    if result is None:
+        return None
+    return {"heldout_accuracy": result.heldout_accuracy, "heldout_rows": result.heldout_rows,
+            "train_rows": result.rows, "chance": 1 / 4}
+
+
 def evaluation_kwargs(config: DemoConfig, progress: bool | None = None) -> dict[str, Any]:
     """The demo's evaluation settings for ``run_evaluation``: greedy, 16 frames at the world's
     fps, ``eval_limit`` questions; ``videoktr ablate`` evaluates every run the same way."""
@@ -114,24 +127,43 @@ def _build_policy(config: DemoConfig):
     return model, processor
 
 
-def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTimer | None = None):
-    """The demo's policy, ready for RL: built from config, its vision encoder pre-trained on the
-    world's frames (when ``encoder_pretrain_steps``), then warmed up on the traces. Returns
-    ``(model, processor, warmup_result, encoder_result)`` (``encoder_result`` None without
-    pre-training); ``videoktr ablate`` starts every run from this."""
+@dataclass
+class PreparedPolicy:
+    """The demo's policy before RL and what each stage that made it reported (``encoder`` and
+    ``order`` are None when their stage is switched off)."""
+
+    model: Any
+    processor: Any
+    warmup: Any
+    encoder: Any = None
+    order: Any = None
+
+
+def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTimer | None = None,
+                   eval_set: VideoR1Dataset | None = None) -> PreparedPolicy:
+    """The demo's policy, ready for RL: built from config; its vision encoder pre-trained on the
+    world's frames (``encoder_pretrain_steps``); its language model taught which shape appeared
+    first (``order_pretrain_steps``, measured on ``eval_set`` when given); then warmed up on the
+    traces. ``videoktr ablate`` starts every run from this."""
     timer = timer or StageTimer()
     torch.manual_seed(config.seed)
     model, processor = timer.run("build a tiny Qwen2.5-VL and a tokenizer trained on the world's text", _build_policy, config)
-    encoder = None
+    encoder = order = None
     if config.encoder_pretrain_steps:
         encoder = timer.run("pre-train the vision encoder on the world's frames", pretrain_vision_encoder, model,
                             processor, train_set, steps=config.encoder_pretrain_steps,
                             learning_rate=config.encoder_pretrain_learning_rate, seed=config.seed,
                             progress=config.progress)
+    if config.order_pretrain_steps:
+        order = timer.run("teach the language model which shape appeared first", pretrain_first_appearance, model,
+                          processor, train_set, steps=config.order_pretrain_steps,
+                          learning_rate=config.order_pretrain_learning_rate, seed=config.seed, eval_dataset=eval_set,
+                          progress=config.progress)
     warmup = timer.run("supervised warm-up on reasoning traces", supervised_warmup, model, processor, train_set,
                        steps=config.warmup_steps, learning_rate=config.warmup_learning_rate,
-                       prompts_per_step=config.warmup_prompts_per_step, seed=config.seed, progress=config.progress)
-    return model, processor, warmup, encoder
+                       prompts_per_step=config.warmup_prompts_per_step, seed=config.seed, progress=config.progress,
+                       freeze_vision_encoder=config.warmup_freeze_vision_encoder)
+    return PreparedPolicy(model, processor, warmup, encoder, order)
 
 
 def _train(model, processor, dataset, config: DemoConfig, overrides: dict | None = None, seed: int | None = None,
@@ -285,6 +317,10 @@ def format_summary(summary: dict) -> str:
     if encoder:
         lines += ["", (f"encoder pre-training, shape labels of its last steps: precision {encoder['precision']:.2f}, "
                        f"recall {encoder['recall']:.2f}")]
+    order = summary.get("first_appearance")
+    if order and order["heldout_accuracy"] is not None:
+        lines += [f"order pre-training: names the first shape's colour in {order['heldout_accuracy']:.0%} of "
+                  f"{order['heldout_rows']} held-out queue clips (chance {order['chance']:.0%})"]
     lines += ["", f"reward over RL: first {rl['reward_first']:.3f}, last {rl['reward_last']:.3f} "
               f"(mean of first/last 10 steps over {rl['steps']} steps)",
               "selected fraction: " + ", ".join(f"{k} {v:.1%}" for k, v in rl["selected_fraction"].items()), "",
@@ -308,7 +344,9 @@ def run_demo(config: DemoConfig, json_path: str | Path | None = None) -> dict[st
     timer.run("synthesize the video world", generate_dataset, world_dir, config.num_rows, config.seed,
               test_fraction=config.test_fraction, fps=config.video_fps)
     train_set = VideoR1Dataset(world_dir / "train.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
-    model, processor, warmup, encoder = prepare_policy(config, train_set, timer)
+    test_set = VideoR1Dataset(world_dir / "test.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
+    policy = prepare_policy(config, train_set, timer, eval_set=test_set)
+    model, processor = policy.model, policy.processor
     eval_kwargs = evaluation_kwargs(config)
     before = timer.run("evaluate before RL", run_evaluation, model, processor, "synthetic", world_dir,
                        out / "eval_before.jsonl", **eval_kwargs)
@@ -325,8 +363,9 @@ def run_demo(config: DemoConfig, json_path: str | Path | None = None) -> dict[st
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "accuracy_before": _accuracy_by_kind(before),
         "accuracy_after": _accuracy_by_kind(after),
-        "encoder_labels": encoder_label_figures(encoder),
-        "warmup_loss": {"first": warmup.losses[0], "last": warmup.losses[-1]},
+        "encoder_labels": encoder_label_figures(policy.encoder),
+        "first_appearance": order_figures(policy.order),
+        "warmup_loss": {"first": policy.warmup.losses[0], "last": policy.warmup.losses[-1]},
         "rl": {
             "steps": len(rl_logs),
             "reward_first": sum(e["reward"] for e in rl_logs[:window]) / window,

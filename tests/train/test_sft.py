@@ -63,3 +63,18 @@ def test_warmup_rejects_bad_arguments(trace_dataset):
     model, processor = build_tiny_model("qwen2_5_vl")
     with pytest.raises(ValueError, match="steps and prompts_per_step must be positive"):
         supervised_warmup(model, processor, trace_dataset, steps=0)
+
+
+def test_warmup_can_freeze_the_vision_encoder(trace_dataset):
+    model, processor = build_tiny_model("qwen2_5_vl", seed=0)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        supervised_warmup(model, processor, trace_dataset, steps=3, learning_rate=3e-3, prompts_per_step=1,
+                          progress=False, freeze_vision_encoder=True)
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and not any(".visual." in f".{name}" for name in changed)
+    assert all(p.requires_grad for p in model.parameters())
+    supervised_warmup(model, processor, trace_dataset, steps=1, learning_rate=3e-3, prompts_per_step=1,
+                      progress=False)  # not frozen: the encoder moves too
+    assert any(not torch.equal(p, before[name]) for name, p in model.named_parameters() if ".visual." in f".{name}")

@@ -13,6 +13,8 @@ computed by the same adapter pass as GRPO's (video encoded once, chunked ``lm_he
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -38,6 +40,20 @@ def sft_target(sample: Sample) -> str:
     return prefix + sample.solution.strip()
 
 
+@contextmanager
+def frozen_vision_encoder(model: torch.nn.Module) -> Iterator[None]:
+    """Inside the block, the parameters under a ``visual`` module (the vision encoder and its
+    merger) take no gradient; their ``requires_grad`` flags are restored after."""
+    vision = [p for name, p in model.named_parameters() if ".visual." in f".{name}" and p.requires_grad]
+    for parameter in vision:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in vision:
+            parameter.requires_grad_(True)
+
+
 @dataclass
 class WarmupResult:
     """Per-step mean token NLL, and how many samples were skipped for unreadable media."""
@@ -59,6 +75,7 @@ def supervised_warmup(
     progress: bool = True,
     warmup_ratio: float = 0.03,
     max_grad_norm: float | None = 1.0,
+    freeze_vision_encoder: bool = False,
 ) -> WarmupResult:
     """Teacher-force ``steps`` AdamW updates of ``prompts_per_step`` rows each (cycling
     through a seeded shuffle of the dataset). Decoded media are cached: warm-up sees each
@@ -66,7 +83,13 @@ def supervised_warmup(
 
     The learning rate follows the usual fine-tuning schedule (transformers' ``linear``: a
     ``warmup_ratio`` ramp, then a linear decay to zero), and gradients are clipped to
-    ``max_grad_norm`` (``None``: no clipping), as ``transformers.Trainer`` does by default."""
+    ``max_grad_norm`` (``None``: no clipping), as ``transformers.Trainer`` does by default.
+    ``freeze_vision_encoder``: train only the language model (``frozen_vision_encoder``). The
+    demo does, so that the skills of its earlier stages survive the warm-up's larger steps."""
+    if freeze_vision_encoder:
+        with frozen_vision_encoder(model):
+            return supervised_warmup(model, processor, dataset, steps, learning_rate, prompts_per_step, max_pixels,
+                                     seed, chunk_size, progress, warmup_ratio, max_grad_norm)
     if steps < 1 or prompts_per_step < 1:
         raise ValueError(f"steps and prompts_per_step must be positive, got {steps} and {prompts_per_step}")
     if len(dataset) == 0:
