@@ -1,12 +1,15 @@
 """``videoktr demo``: the whole method on the built-in synthetic world, on a laptop CPU.
 
-    synthesize -> pre-train the vision encoder on the frames -> warm up (SFT on traces)
-    -> evaluate -> train (video_ktr preset) -> evaluate -> attribution quality against ground
-    truth -> report (table, report.html, plots, JSON)
+    synthesize -> pre-train the vision encoder on the frames -> teach the language model which
+    shape appeared first -> warm up (SFT on traces, encoder frozen) -> evaluate -> train
+    (video_ktr preset) -> evaluate -> attribution quality against ground truth -> report
+    (table, report.html, plots, JSON)
 
 Everything is built locally: the videos, a tokenizer trained on the world's text, a small
-Qwen2.5-VL from config. Nothing is downloaded. The encoder pre-training stands in for a real
-model's pretrained ViT (see ``videoktr.synthetic.encoder`` for why it is needed). The
+Qwen2.5-VL from config. Nothing is downloaded. The encoder pre-training and the order stage
+stand in for what a real model's pretraining gives it: tokens that say what is where
+(``videoktr.synthetic.encoder``) and a language model that can tell what came first
+(``videoktr.synthetic.order``). The
 attribution check teacher-forces each test row's reference trace, whose words carry visual /
 temporal / neutral labels, through ``KeyTokenAttributor`` and scores each signal's top-20%
 selection against those labels.
@@ -33,7 +36,7 @@ from .eval.runner import run_evaluation
 from .models.tiny import CORPUS, build_tiny_model, build_tokenizer
 from .synthetic import generate_dataset, world_corpus
 from .synthetic.encoder import pretrain_vision_encoder
-from .synthetic.order import pretrain_first_appearance
+from .synthetic.order import first_colour_weights, pretrain_first_appearance
 from .train.config import load_config
 from .train.rollout import eos_token_ids
 from .train.sft import supervised_warmup
@@ -63,6 +66,7 @@ class DemoConfig:
     warmup_prompts_per_step: int = 4
     warmup_learning_rate: float = 2e-3
     warmup_freeze_vision_encoder: bool = True
+    warmup_first_colour_weight: float = 10.0
     rl_steps: int = 100
     rl_prompts_per_step: int = 4
     num_generations: int = 8
@@ -162,7 +166,9 @@ def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTi
     warmup = timer.run("supervised warm-up on reasoning traces", supervised_warmup, model, processor, train_set,
                        steps=config.warmup_steps, learning_rate=config.warmup_learning_rate,
                        prompts_per_step=config.warmup_prompts_per_step, seed=config.seed, progress=config.progress,
-                       freeze_vision_encoder=config.warmup_freeze_vision_encoder)
+                       freeze_vision_encoder=config.warmup_freeze_vision_encoder,
+                       token_weights=(first_colour_weights(processor.tokenizer, config.warmup_first_colour_weight)
+                                      if config.warmup_first_colour_weight != 1 else None))
     return PreparedPolicy(model, processor, warmup, encoder, order)
 
 

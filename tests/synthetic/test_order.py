@@ -94,3 +94,25 @@ def test_rows_that_never_state_the_first_colour_are_refused(world, tmp_path):
         pretrain_first_appearance(model, processor, _dataset(path), steps=2, progress=False)
     with pytest.raises(ValueError, match="steps and prompts_per_step must be positive"):
         pretrain_first_appearance(model, processor, _dataset(world / "train.jsonl"), steps=0, progress=False)
+
+
+def test_first_colour_weights_mark_the_colour_after_the_opening(world):
+    from videoktr.synthetic import Scene
+    from videoktr.synthetic.order import first_colour_weights
+
+    _, processor = _policy()
+    tokenizer = processor.tokenizer
+    weights = first_colour_weights(tokenizer, 10.0)
+    checked = 0
+    for sample in _dataset(world / "train.jsonl"):
+        target = tokenizer.encode(sample.row["trace"], add_special_tokens=False)
+        values = weights(sample, target)
+        if FIRST_APPEARANCE not in sample.row["trace"]:
+            assert values is None
+            continue
+        heavy = [i for i, value in enumerate(values) if value != 1.0]
+        first = min(Scene.from_dict(sample.row["scene"]).shapes, key=lambda shape: shape.appear)
+        assert len(heavy) == 1 and values[heavy[0]] == 10.0
+        assert tokenizer.decode([target[heavy[0]]]).strip() == first.colour
+        checked += 1
+    assert checked >= 3

@@ -78,3 +78,25 @@ def test_warmup_can_freeze_the_vision_encoder(trace_dataset):
     supervised_warmup(model, processor, trace_dataset, steps=1, learning_rate=3e-3, prompts_per_step=1,
                       progress=False)  # not frozen: the encoder moves too
     assert any(not torch.equal(p, before[name]) for name, p in model.named_parameters() if ".visual." in f".{name}")
+
+
+def test_token_weights_make_the_loss_a_weighted_mean(trace_dataset):
+    from videoktr.models import get_adapter
+
+    model, processor = build_tiny_model("qwen2_5_vl", seed=0)
+    decoded = trace_dataset.decode(0)
+    target = processor.tokenizer.encode(TRACE, add_special_tokens=False)
+    with torch.no_grad():
+        logps = get_adapter(model).policy_logps(
+            model, get_adapter(model).prepare(build_prompt_inputs(processor, decoded.sample, decoded.media)),
+            torch.tensor([target + [0]]), chunk_size=None)
+    # all the weight on the third token: the first step's loss is that token's NLL alone
+    only_third = lambda sample, ids: [1.0 if i == 2 else 0.0 for i in range(len(ids))]  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = supervised_warmup(model, processor, trace_dataset, steps=1, learning_rate=1e-3, prompts_per_step=1,
+                                   progress=False, token_weights=only_third)
+    assert result.losses[0] == pytest.approx(-float(logps[0, 2]), rel=1e-4)
+    with pytest.raises(ValueError, match="token_weights gave 1 weights"):
+        supervised_warmup(model, processor, trace_dataset, steps=1, progress=False,
+                          token_weights=lambda sample, ids: [1.0])

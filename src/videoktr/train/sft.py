@@ -13,7 +13,7 @@ computed by the same adapter pass as GRPO's (video encoded once, chunked ``lm_he
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -76,6 +76,7 @@ def supervised_warmup(
     warmup_ratio: float = 0.03,
     max_grad_norm: float | None = 1.0,
     freeze_vision_encoder: bool = False,
+    token_weights: Callable[[Sample, list[int]], list[float] | None] | None = None,
 ) -> WarmupResult:
     """Teacher-force ``steps`` AdamW updates of ``prompts_per_step`` rows each (cycling
     through a seeded shuffle of the dataset). Decoded media are cached: warm-up sees each
@@ -85,11 +86,14 @@ def supervised_warmup(
     ``warmup_ratio`` ramp, then a linear decay to zero), and gradients are clipped to
     ``max_grad_norm`` (``None``: no clipping), as ``transformers.Trainer`` does by default.
     ``freeze_vision_encoder``: train only the language model (``frozen_vision_encoder``). The
-    demo does, so that the skills of its earlier stages survive the warm-up's larger steps."""
+    demo does, so that the skills of its earlier stages survive the warm-up's larger steps.
+    ``token_weights(sample, target_ids)``: a weight per target token (or None: all 1); the loss
+    of a row is then the weighted mean NLL, sum(w * nll) / sum(w)."""
     if freeze_vision_encoder:
         with frozen_vision_encoder(model):
             return supervised_warmup(model, processor, dataset, steps, learning_rate, prompts_per_step, max_pixels,
-                                     seed, chunk_size, progress, warmup_ratio, max_grad_norm)
+                                     seed, chunk_size, progress, warmup_ratio, max_grad_norm,
+                                     token_weights=token_weights)
     if steps < 1 or prompts_per_step < 1:
         raise ValueError(f"steps and prompts_per_step must be positive, got {steps} and {prompts_per_step}")
     if len(dataset) == 0:
@@ -109,7 +113,12 @@ def supervised_warmup(
             return None
         inputs = build_prompt_inputs(processor, decoded.sample, decoded.media, max_pixels)
         target = tokenizer.encode(sft_target(decoded.sample), add_special_tokens=False) + [end_of_turn]
-        return inputs, torch.tensor([target])
+        weights = token_weights(decoded.sample, target) if token_weights is not None else None
+        if weights is None:
+            weights = [1.0] * len(target)
+        if len(weights) != len(target):
+            raise ValueError(f"token_weights gave {len(weights)} weights for a target of {len(target)} tokens")
+        return inputs, torch.tensor([target]), torch.tensor([weights], dtype=torch.float32)
 
     examples = CachedShuffleCycle(len(dataset), prepare, seed, f"no sample of {dataset.dataset_file} could be decoded")
     model.train()
@@ -123,11 +132,12 @@ def supervised_warmup(
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
         for _ in range(prompts_per_step):
-            inputs, target = next(examples)
+            inputs, target, weights = next(examples)
             logps = adapter.policy_logps(
                 model, adapter.prepare(inputs), target.to(adapter.device), chunk_size=chunk_size
             )
-            loss = -logps.mean() / prompts_per_step
+            weights = weights.to(logps.device)
+            loss = -(weights * logps).sum() / weights.sum() / prompts_per_step
             loss.backward()
             step_loss += loss.item()
         if max_grad_norm is not None:
