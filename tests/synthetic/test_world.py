@@ -11,7 +11,10 @@ from videoktr.synthetic.world import (
     COLOURS,
     FRAME_COUNTS,
     FRAME_SIZE,
+    MAX_TRAVEL,
     MIN_EVENT_GAP,
+    MIN_TRAVEL,
+    SIZE_RANGE,
     Scene,
     Shape,
     render,
@@ -94,7 +97,7 @@ def test_samplers_are_deterministic_and_never_overlap(name):
         colours = [shape.colour for shape in scene.shapes]
         kinds = [shape.kind for shape in scene.shapes]
         assert len(set(colours)) == len(colours) and len(set(kinds)) == len(kinds)
-        assert all(14 <= shape.size <= 20 for shape in scene.shapes)
+        assert all(SIZE_RANGE[0] <= shape.size <= SIZE_RANGE[1] for shape in scene.shapes)
 
 
 def test_still_scenes_show_every_shape_in_every_frame():
@@ -142,7 +145,7 @@ def test_mover_scenes_keep_the_mover_in_view_and_moving():
         shape = scene.shapes[mover]
         assert shape.motion != "static" and shape.appear == 0 and shape.disappear is None
         travel = shape.speed * (scene.num_frames - 1)
-        assert 12 <= travel <= 32
+        assert MIN_TRAVEL <= travel <= MAX_TRAVEL
         assert sum(s.motion != "static" for s in scene.shapes) == 1
 
 
@@ -190,8 +193,8 @@ def test_bad_shapes_are_rejected(shape, message):
 
 
 def test_scenes_reject_shapes_leaving_the_canvas_or_the_clip():
-    with pytest.raises(ValueError, match="leaves the 64x64 canvas"):
-        Scene(8, (Shape("red", "circle", 16, x=40, y=0, motion="right", speed=2),))
+    with pytest.raises(ValueError, match=f"leaves the {FRAME_SIZE}x{FRAME_SIZE} canvas"):
+        Scene(8, (Shape("red", "circle", 16, x=FRAME_SIZE - 24, y=0, motion="right", speed=2),))
     with pytest.raises(ValueError, match="appears at frame 9"):
         Scene(8, (Shape("red", "circle", 16, x=0, y=0, appear=9),))
     with pytest.raises(ValueError, match="past the end"):

@@ -5,7 +5,7 @@ It exists so that Video-KTR's claims can be checked against ground truth: do the
 temporal signals pick the words that depend on what the video shows and on the order of its
 frames?
 
-* ``world``: scenes (coloured shapes on a 64x64 black canvas, appearing, disappearing, moving),
+* ``world``: scenes (coloured shapes on a 96x96 black canvas, appearing, disappearing, moving),
   their rendering, time reversal, and the scene samplers.
 * ``questions``: the question families (visual, temporal, both), the labelled traces and the
   labelling rule, ``world_corpus`` for training a tokenizer on the world's text.

@@ -99,7 +99,7 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 4) -> 
         stream.width, stream.height = width, height
         if codec == "libx264":
             stream.pix_fmt = "yuv444p"
-            # One thread: a 64x64 clip gains nothing from more (start-up costs dominate), and
+            # One thread: a 96x96 clip gains nothing from more (start-up costs dominate), and
             # the bytes cannot depend on the machine's core count.
             stream.codec_context.options = {"crf": "0", "preset": "medium", "threads": "1"}
         else:
