@@ -23,22 +23,31 @@ LABELS = ("visual", "temporal", "neutral")
 
 
 def token_labels(tokenizer, words: Sequence[tuple[str, str]]) -> tuple[list[int], list[str]]:
-    """Token ids of the words joined by single spaces, and each token's label: the label of
-    the word its first non-space character belongs to (a token made only of spaces takes the
-    next word's label)."""
+    """Token ids of the words joined by single spaces, and each token's label.
+
+    A token takes the label of the word whose *core* characters it covers: letters and digits
+    outside tags. A token made only of spaces, punctuation or tags (``"."``, ``"</think>"``,
+    ``"<answer>"``) is ``neutral`` whatever word it touches: no change to the video or to its
+    order changes it, so no signal should find it (the answer word ``"red.</think><answer>A
+    </answer>"`` is labelled by its ``red`` and ``A`` tokens only).
+    """
     text = " ".join(word for word, _ in words)
-    owner = []  # word index of each character
+    owner = []  # per character: index of the word whose core it belongs to, or -1
     for index, (word, _) in enumerate(words):
-        owner.extend([index] * len(word))
+        inside_tag = False
+        for character in word:
+            if character == "<":
+                inside_tag = True
+            owner.append(index if character.isalnum() and not inside_tag else -1)
+            if character == ">":
+                inside_tag = False
         if index < len(words) - 1:
             owner.append(-1)  # the separating space
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     labels = []
     for start, end in encoding["offset_mapping"]:
         inside = [owner[p] for p in range(start, min(end, len(owner))) if owner[p] != -1]
-        after = (owner[p] for p in range(end, len(owner)) if owner[p] != -1)
-        index = inside[0] if inside else next(after, len(words) - 1)
-        labels.append(words[index][1])
+        labels.append(words[inside[0]][1] if inside else "neutral")
     return list(encoding["input_ids"]), labels
 
 

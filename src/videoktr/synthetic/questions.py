@@ -30,54 +30,61 @@ equally likely.
 
 The labelling rule (the ground truth attribution is measured against). A trace is split on
 single spaces into words; tags (``<think>``, ``</think>``, ``<answer>``, ``</answer>``) and
-punctuation stay attached to the word they touch, and the word, punctuation and tags included,
-gets one label:
+punctuation stay attached to the word they touch, and each word gets one label. The rule asks
+of each word what decides it, the frames' content or their order, by changing one and keeping
+the other:
 
-1. The last word of the trace holds the answer letter (``"B.</think><answer>B</answer>"``: every
-   trace ends "... answer is B.") and is labelled ``ANSWER_LABELS[kind]``: ``visual`` for a
-   visual question, ``temporal`` for a temporal *or both* question. Why: the label names the
-   evidence a single frame lacks. A visual question's letter is fixed by any one frame; a
-   temporal or both question's letter is not (every frame is also a frame of the reversed clip,
-   whose answer differs), so the order decides it. The tags glued to that word share its label.
-2. Every other word that would read differently in the trace of the same question about the
-   clip played backwards (``reverse_frames``: the same frames in the opposite order) is
-   labelled ``temporal``: its identity is fixed by the order, whatever the lexicon says of it. Direction and order words flip this way, and so do the colour words
-   that name an order-dependent fact: "The first shape to appear is red" reads "... is blue"
-   backwards, so this "red" is ``temporal``, the same rule the answer letter follows.
-3. Every remaining word is labelled by its *core*: the word with tags (``<...>``) removed,
-   surrounding punctuation stripped and lower-cased (``"red,"`` -> ``red``, ``"<think>I"`` ->
-   ``i``):
-
-   * ``visual`` if the core is in ``VISUAL_WORDS``: colour words (red, green, blue, yellow),
-     shape words (circle, square, triangle, diamond and their plurals) and count words (one,
-     two, three, four). Their identity is read off the pixels of a frame: in a temporal trace
-     they name the shapes in the scene's own order, which playing the clip backwards keeps.
-   * ``temporal`` if the core is in ``TEMPORAL_WORDS``: order words (first, second, third,
-     last, next, then, after, before, earlier, later, early, start(s), end(s)), direction words
-     (left, right, up, down) and event verbs (appear(s/ed), disappear(s/ed), came, come,
-     move(s/d), moving, shifts). They describe how frames follow one another, whether or not
-     this trace's word would flip backwards.
-   * ``neutral`` otherwise: function words, "I", "see", "the", "answer", "is", "shape",
-     "colour", "frames", "order", ...
+1. The last word holds the answer and its letter (``"blue.</think><answer>C</answer>"``: every
+   trace ends on the sentence that names the answer, and the answer block follows it) and is
+   labelled ``ANSWER_LABELS[kind]``: ``visual`` for a visual question, ``temporal`` for a
+   temporal *or both* question. A visual question's answer is fixed by any one frame; a
+   temporal or both question's is not (every frame is also a frame of the reversed clip, whose
+   answer differs), so the order decides it.
+2. Every other word that reads differently in the trace of the same question about the clip
+   played backwards (``reverse_frames``: the very same frames in the opposite order) is
+   labelled ``temporal``: the order decides it. Direction words flip this way ("starts further
+   left" reads "starts further right" backwards), and so do ordinals of an appearance order and
+   colour words that name an order-dependent fact ("The first shape to appear is red" reads
+   "... is blue" backwards, so this "red" is ``temporal``).
+3. Every remaining word is ``visual`` if its *core* (tags removed, surrounding punctuation
+   stripped, lower-cased: ``"red,"`` -> ``red``) is in ``VISUAL_WORDS`` (colour words, shape
+   words and their plurals, count words), whose identity is read off the pixels of a frame;
+   otherwise ``neutral``: function words, "I", "see", "is", "shape", and also order words that
+   the order does not decide, such as "first" and "appear" in the fixed opening "The first shape
+   to appear is", or "starts" and "moved". ``TEMPORAL_WORDS`` lists the world's order
+   vocabulary; a word from it is ``temporal`` only when rule 2 says so. Why: the temporal
+   signal measures how much a token's probability depends on the order of the frames, and a
+   word the template fixes does not depend on it, whatever it means.
 
 The templates use lexicon words only in the lexicon's sense (no "one" as a pronoun, no "right"
-meaning correct, no "first" in "First, I look"), so the lexical rule and the counterfactual
-meaning agree; the tests check it: recolouring a shape changes only colour words (and the
-answer word), and playing a temporal clip backwards changes only temporal words (and the answer
-word): the direction and order words flip (left <-> right, up <-> down, first <-> second or
-first <-> third), the first shape's colour changes, and the visual words stay as they were.
+meaning correct), so the lexical rule and the counterfactual meaning agree; the tests check it:
+recolouring a shape changes only colour words (and the answer word), and playing a temporal clip
+backwards changes only temporal words (and the answer word): the direction and order words flip
+(left <-> right, up <-> down, first <-> second or first <-> third), the first shape's colour
+changes, and the visual words stay as they were. ``videoktr.analysis.token_labels`` carries the
+labels from words to tokens; a token of only tags, punctuation or spaces is ``neutral``.
+
+One trace per family, shapes always named in the fixed colour order. Every trace opens with
+"I see <the shapes, in colour order>." and ends with the sentence that names the answer, so the
+answer letter follows from the word right before it. Why: the demo's two-layer policy, taught
+three wordings per family with shapes in random order, mixed the wordings when it generated
+("I question asks which shape ...") and named the same shape twice; a listing in random order
+also made its colour words lean on the order of the frames under the temporal signal, though
+playing the clip backwards keeps them (on the temporal traces they moved by 0.26 nats on average
+when the frames were shuffled, half as much as the words the order decides). In the colour
+order the listing is a function of which shapes are there (0.06 nats in the same stages). And
+a trace that stated the letter twice ("The answer is C.</think><answer>C</answer>") taught the
+policy to copy it, which RL then unlearned: the reward reads only the answer block.
 
 Every trace about a queue (``appeared_first``, ``appeared_after``, ``colour_of_first``) states
-the first shape's colour ("The first shape to appear is red.") before its order clauses. Why
-first: once the trace has written the order down, the words after it can be copied from the
-text, and a model scored on them with the frames shuffled shows no dependence on the order.
-The first statement of an order-dependent fact is the one a model must read off the video in
-order (``benchmarks/order_probe.py`` shows the demo's model can learn this one).
+the first shape's colour ("The first shape to appear is red.") before anything else about the
+order. Why first: once the trace has written the order down, the words after it can be copied
+from the text, and a model scored on them with the frames shuffled shows no dependence on the
+order. The first statement of an order-dependent fact is the one a model must read off the
+video in order (``benchmarks/order_probe.py`` shows the demo's model can learn it).
 
-Traces are templated (three variants per family, 15-45 words) and name shapes in the scene's own
-order (random, not the order of events), so that the visual words of a temporal trace do not
-depend on the order of events. Everything is deterministic: ``make_question(scene, spec)`` is a
-pure function, and ``sample_question`` draws scene and spec from a ``numpy.random.Generator``.
+Everything is deterministic: ``make_question(scene, spec)`` is a pure function, and
+``sample_question`` draws scene and spec from a ``numpy.random.Generator``.
 """
 
 from __future__ import annotations
@@ -160,15 +167,11 @@ _OPTION_COUNT = len(LETTERS)
 
 
 def label_word(word: str) -> str:
-    """Label of a trace word other than the final answer word, by the lexical rule above:
-    ``visual`` / ``temporal`` / ``neutral`` from the word's core (tags removed, punctuation
-    stripped, lower-cased)."""
+    """Label of a trace word that the order does not decide (rule 3 above): ``visual`` if its
+    core (tags removed, punctuation stripped, lower-cased) is in ``VISUAL_WORDS``, else
+    ``neutral``."""
     core = _TAG.sub("", word).strip(string.punctuation).lower()
-    if core in VISUAL_WORDS:
-        return "visual"
-    if core in TEMPORAL_WORDS:
-        return "temporal"
-    return "neutral"
+    return "visual" if core in VISUAL_WORDS else "neutral"
 
 
 # ----------------------------------------------------------------------------- data types
@@ -272,25 +275,27 @@ def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _by_colour(description: str) -> int:
+    """Sort key: a description's place in the fixed colour order (``"red circle"`` -> 0)."""
+    return list(COLOURS).index(description.split(" ")[0])
+
+
 def _listing(descriptions: Sequence[str], article: str) -> str:
-    return _join([f"{article} {description}" for description in descriptions])
+    """``"a red circle, a green square and a blue triangle"``: always in the colour order."""
+    return _join([f"{article} {description}" for description in sorted(descriptions, key=_by_colour)])
 
 
 def _order_clauses(descriptions: Sequence[str], ranks: Sequence[int]) -> str:
-    """``"The red circle appeared second and the blue square appeared first"``."""
-    parts = [
-        f"the {description} appeared {ORDINALS[rank]}"
-        for description, rank in zip(descriptions, ranks, strict=True)
-    ]
+    """``"The red circle appeared second and the blue square appeared first"`` (colour order)."""
+    pairs = sorted(zip(descriptions, ranks, strict=True), key=lambda pair: _by_colour(pair[0]))
+    parts = [f"the {description} appeared {ORDINALS[rank]}" for description, rank in pairs]
     return _capitalise(_join(parts))
 
 
 def _mover_clauses(descriptions: Sequence[str], motions: Sequence[str]) -> str:
-    """``"The red circle moves left and the blue square moves right"``."""
-    parts = [
-        f"the {description} moves {motion}"
-        for description, motion in zip(descriptions, motions, strict=True)
-    ]
+    """``"The red circle moves left and the blue square moves right"`` (colour order)."""
+    pairs = sorted(zip(descriptions, motions, strict=True), key=lambda pair: _by_colour(pair[0]))
+    parts = [f"the {description} moves {motion}" for description, motion in pairs]
     return _capitalise(_join(parts))
 
 
@@ -370,8 +375,9 @@ def _description_options(rng: np.random.Generator, scene: Scene, shown: Sequence
 
 
 # ----------------------------------------------------------------------------- families
-# Each build returns (candidates, answer, slots). Trace templates: lists of sentences; the last
-# sentence ends with "{letter}." (the answer word, see the labelling rule).
+# Each build returns (candidates, answer, slots); ``_compose`` adds the slot ``answer`` (the
+# correct option's text). Trace templates: lists of sentences; the last one names the answer
+# and the answer block follows it (the answer word, see the labelling rule).
 
 
 def _descriptions(scene: Scene) -> list[str]:
@@ -419,7 +425,7 @@ def _build_appeared_first(scene, spec, rng):
     slots = {
         "first_colour": _first_colour(scene, ranks),
         "order_clauses": _order_clauses(descriptions, ranks),
-        "the_listing": _listing(descriptions, "the"),
+        "listing": _listing(descriptions, "a"),
     }
     answer = descriptions[ranks.index(0)]
     return _description_options(rng, scene, descriptions), answer, slots
@@ -439,10 +445,9 @@ def _build_appeared_after(scene, spec, rng):
     shown = [d for i, d in enumerate(descriptions) if i != spec.target]
     slots = {
         "target": target.description,
-        "target_ordinal": ORDINALS[target_rank],
-        "next_ordinal": ORDINALS[target_rank + 1],
         "first_colour": _first_colour(scene, ranks),
         "order_clauses": _order_clauses(descriptions, ranks),
+        "listing": _listing(descriptions, "a"),
     }
     candidates = _description_options(rng, scene, shown)
     return candidates, answer, slots
@@ -474,7 +479,7 @@ def _build_direction(scene, spec, rng):
         "target": target.description,
         "direction": target.motion,
         "opposite": opposite_direction(target.motion),
-        "the_listing": _listing(_descriptions(scene), "the"),
+        "listing": _listing(_descriptions(scene), "a"),
     }
     return list(DIRECTIONS), target.motion, slots
 
@@ -552,22 +557,7 @@ FAMILIES: dict[str, Family] = {
                 "What is the colour of the {kind} in the video?",
             ),
             traces=(
-                (
-                    "I look at the shapes in the video.",
-                    "I see {listing}.",
-                    "The {kind} is {colour}.",
-                    "The answer is {letter}.",
-                ),
-                (
-                    "Every frame shows {listing}.",
-                    "The shape asked about is the {kind}, and it is {colour}.",
-                    "So the answer is {letter}.",
-                ),
-                (
-                    "The question asks for the colour of the {kind}.",
-                    "In the video I see {listing}, so the {kind} is {colour}.",
-                    "The answer is {letter}.",
-                ),
+                ("I see {listing}.", "The {kind} is {colour}."),
             ),
             sample=_sample_still,
             build=_build_colour_of_shape,
@@ -581,22 +571,7 @@ FAMILIES: dict[str, Family] = {
                 "What kind of shape is {colour} in the video?",
             ),
             traces=(
-                (
-                    "I look at the shapes in the video.",
-                    "I see {listing}.",
-                    "The {colour} shape is a {kind}.",
-                    "The answer is {letter}.",
-                ),
-                (
-                    "Every frame shows {listing}.",
-                    "The {colour} object in it is a {kind}.",
-                    "So the answer is {letter}.",
-                ),
-                (
-                    "The question asks which shape is {colour}.",
-                    "In the video I see {listing}, so the {colour} shape is a {kind}.",
-                    "The answer is {letter}.",
-                ),
+                ("I see {listing}.", "The {colour} shape is a {kind}."),
             ),
             sample=_sample_still,
             build=_build_shape_of_colour,
@@ -610,20 +585,7 @@ FAMILIES: dict[str, Family] = {
                 "How many different shapes does the video show?",
             ),
             traces=(
-                (
-                    "I count the shapes in the video.",
-                    "I see {listing}.",
-                    "That makes {count_phrase}.",
-                    "The answer is {letter}.",
-                ),
-                (
-                    "Every frame shows {listing}, so I count {count_phrase} in the video.",
-                    "The answer is {letter}.",
-                ),
-                (
-                    "Looking at any frame, I find {listing}.",
-                    "In total that is {count_phrase}, so the answer is {letter}.",
-                ),
+                ("I see {listing}.", "That makes {count_phrase}."),
             ),
             sample=_sample_count,
             build=_build_count,
@@ -637,23 +599,7 @@ FAMILIES: dict[str, Family] = {
                 "Which of these shapes was the first to appear?",
             ),
             traces=(
-                (
-                    "I watch the order in which the shapes appear.",
-                    "The first shape to appear is {first_colour}.",
-                    "{order_clauses}.",
-                    "The answer is {letter}.",
-                ),
-                (
-                    "The first shape to appear is {first_colour}.",
-                    "Some frames show all the shapes: {the_listing}.",
-                    "{order_clauses}.",
-                    "So the answer is {letter}.",
-                ),
-                (
-                    "The first shape to appear is {first_colour}.",
-                    "{order_clauses}.",
-                    "The question asks which shape appeared first, so the answer is {letter}.",
-                ),
+                ("I see {listing}.", "The first shape to appear is {first_colour}.", "So it is the {answer}."),
             ),
             sample=_sample_queue,
             build=_build_appeared_first,
@@ -667,24 +613,7 @@ FAMILIES: dict[str, Family] = {
                 "Where does the {target} move during the video?",
             ),
             traces=(
-                (
-                    "I track the {target} across the frames.",
-                    (
-                        "It is further {opposite} in the early frames and further {direction} in"
-                        " the later frames, so it moved {direction}."
-                    ),
-                    "The answer is {letter}.",
-                ),
-                (
-                    "I see {the_listing}.",
-                    "The {target} starts further {opposite} and ends further {direction}.",
-                    "It moved {direction}, so the answer is {letter}.",
-                ),
-                (
-                    "Comparing the frames in order, the {target} shifts {direction} step by step.",
-                    "It moved {direction}.",
-                    "The answer is {letter}.",
-                ),
+                ("I see {listing}.", "The {target} starts further {opposite} and ends further {direction}.", "It moved {direction}."),
             ),
             sample=_sample_mover,
             build=_build_direction,
@@ -698,30 +627,7 @@ FAMILIES: dict[str, Family] = {
                 "Which shape was the next to appear after the {target}?",
             ),
             traces=(
-                (
-                    "I watch the order in which the shapes appear.",
-                    "The first shape to appear is {first_colour}.",
-                    "{order_clauses}.",
-                    "The next shape is the {next_ordinal} to appear.",
-                    "The answer is {letter}.",
-                ),
-                (
-                    "The first shape to appear is {first_colour}.",
-                    "{order_clauses}.",
-                    (
-                        "The {target} appeared {target_ordinal}, so I need the shape that"
-                        " appeared {next_ordinal}."
-                    ),
-                    "The answer is {letter}.",
-                ),
-                (
-                    "The first shape to appear is {first_colour}.",
-                    "{order_clauses}.",
-                    (
-                        "Next after the {target} came the {next_ordinal} shape, so the answer"
-                        " is {letter}."
-                    ),
-                ),
+                ("I see {listing}.", "The first shape to appear is {first_colour}.", "{order_clauses}.", "Next after the {target} came the {answer}."),
             ),
             sample=_sample_queue_of_three,
             build=_build_appeared_after,
@@ -735,24 +641,7 @@ FAMILIES: dict[str, Family] = {
                 "Which colour did the first shape to appear have?",
             ),
             traces=(
-                (
-                    "I watch the order in which the shapes appear.",
-                    "The first shape to appear is {first_colour}.",
-                    "{order_clauses}.",
-                    "The first shape is {colour}, so the answer is {letter}.",
-                ),
-                (
-                    "The first shape to appear is {first_colour}.",
-                    "{order_clauses}.",
-                    "The shape that appeared first is {colour}.",
-                    "The answer is {letter}.",
-                ),
-                (
-                    "I see {listing}.",
-                    "The first shape to appear is {first_colour}.",
-                    "{order_clauses}.",
-                    "So the colour is {colour} and the answer is {letter}.",
-                ),
+                ("I see {listing}.", "The first shape to appear is {first_colour}."),
             ),
             sample=_sample_queue,
             build=_build_colour_of_first,
@@ -766,24 +655,7 @@ FAMILIES: dict[str, Family] = {
                 "What is the colour of the shape moving {question_direction}?",
             ),
             traces=(
-                (
-                    "I track each shape across the frames.",
-                    "{mover_clauses}.",
-                    "The shape moving {question_direction} is {colour}, so the answer is {letter}.",
-                ),
-                (
-                    "I see {listing}.",
-                    "{mover_clauses}.",
-                    "So the colour is {colour} and the answer is {letter}.",
-                ),
-                (
-                    "{mover_clauses}.",
-                    (
-                        "I need the colour of the shape that moves {question_direction}: it"
-                        " is {colour}."
-                    ),
-                    "The answer is {letter}.",
-                ),
+                ("I see {listing}.", "{mover_clauses}.", "The shape moving {question_direction} is {colour}."),
             ),
             sample=_sample_opposite_movers,
             build=_build_colour_of_mover,
@@ -816,7 +688,7 @@ def _compose(family: Family, scene: Scene, spec: QuestionSpec) -> tuple[tuple[st
     assert len(set(candidates)) == _OPTION_COUNT and answer in candidates
     options = tuple(sorted(candidates, key=_option_order_key))
     answer_index = options.index(answer)
-    slots = {**slots, "letter": LETTERS[answer_index]}
+    slots = {**slots, "answer": answer}
     problem = family.questions[spec.question_variant].format(**slots)
     sentences = tuple(sentence.format(**slots) for sentence in family.traces[spec.trace_variant])
     return options, answer_index, problem, sentences
@@ -856,7 +728,7 @@ def make_question(scene: Scene, spec: QuestionSpec) -> Question:
     solution = f"<answer>{letter}</answer>"
     trace = process + solution
     words = trace.split(" ")
-    assert all(words) and words[-1].startswith(f"{letter}.</think>"), trace
+    assert all(words) and words[-1].endswith(f".</think><answer>{letter}</answer>"), trace
     backwards = _backwards_words(family, scene, spec)
     if backwards is not None and len(backwards) != len(words):
         raise AssertionError(f"a trace and its time reversal differ in length: {trace!r}")
@@ -974,13 +846,10 @@ def _slot_domains() -> list[tuple[tuple[str, ...], list[tuple[str, ...]]]]:
         "target": [f"{c} {k}" for c in COLOURS for k in KINDS],
         "question_direction": list(DIRECTIONS),
         "count_phrase": [_count_phrase(n) for n in (1, 2, 3)],
-        "letter": list(LETTERS),
+        "answer": [f"{c} {k}" for c in COLOURS for k in KINDS],
         "listing": [_listing(looks, "a") for looks in shapes_1_to_3],
-        "the_listing": [_listing(looks, "the") for looks in shapes_1_to_3],
         "order_clauses": order_clauses,
         "mover_clauses": mover_clauses,
-        "target_ordinal": list(ORDINALS[:2]),
-        "next_ordinal": list(ORDINALS[1:]),
     }
     groups = [((name,), [(value,) for value in values]) for name, values in single.items()]
     groups.append((("direction", "opposite"), [(d, opposite_direction(d)) for d in DIRECTIONS]))
@@ -1037,6 +906,9 @@ def world_corpus() -> list[str]:
         for template in family.questions:
             texts.update(_fillings(template, groups))
         for trace in family.traces:
-            for sentence in trace:
-                texts.update(_fillings(sentence, groups))
+            for position, sentence in enumerate(trace):
+                filled = list(_fillings(sentence, groups))
+                texts.update(filled)
+                if position:  # in a trace it follows a space: teach the tokenizer " The" too
+                    texts.update(" " + text for text in filled)
     return sorted(texts)
