@@ -365,7 +365,7 @@ def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[
     meta = {"before": _accuracies(before), "eval_questions": before.count,
             "warmup_loss": {"first": policy.warmup.losses[0], "last": policy.warmup.losses[-1]},
             "encoder_labels": encoder_label_figures(policy.encoder),
-            "first_appearance": order_figures(policy.order),
+            "first_appearance": order_figures(policy),
             "seconds": {"warmup": warmup_seconds, "eval": eval_seconds}}
     meta_path.write_text(json.dumps(meta, indent=2))  # written last: marks the checkpoint complete
     return meta

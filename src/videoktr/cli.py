@@ -154,7 +154,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(output_dir=Path(args.out), seed=args.seed)
     if args.quick:
-        config = DemoConfig(output_dir=Path(args.out), seed=args.seed, num_rows=90, encoder_pretrain_steps=20, order_pretrain_steps=10, warmup_steps=40, rl_steps=8,
+        config = DemoConfig(output_dir=Path(args.out), seed=args.seed, num_rows=90, encoder_pretrain_steps=20, warmup_steps=40, rl_steps=8,
                             eval_limit=18, attribution_limit=12)
     run_demo(config, json_path=args.json)
     return 0

@@ -1,18 +1,19 @@
 """``videoktr demo``: the whole method on the built-in synthetic world, on a laptop CPU.
 
-    synthesize -> pre-train the vision encoder on the frames -> teach the language model which
-    shape appeared first -> warm up (SFT on traces, encoder frozen) -> evaluate -> train
-    (video_ktr preset) -> evaluate -> attribution quality against ground truth -> report
-    (table, report.html, plots, JSON)
+    synthesize -> pre-train the vision encoder on the frames -> warm up (SFT on traces, encoder
+    frozen, the first shape's colour weighted) -> evaluate -> train (video_ktr preset) ->
+    evaluate -> attribution quality against ground truth -> report (table, report.html, plots,
+    JSON)
 
 Everything is built locally: the videos, a tokenizer trained on the world's text, a small
-Qwen2.5-VL from config. Nothing is downloaded. The encoder pre-training and the order stage
-stand in for what a real model's pretraining gives it: tokens that say what is where
-(``videoktr.synthetic.encoder``) and a language model that can tell what came first
-(``videoktr.synthetic.order``). The
-attribution check teacher-forces each test row's reference trace, whose words carry visual /
-temporal / neutral labels, through ``KeyTokenAttributor`` and scores each signal's top-20%
-selection against those labels.
+Qwen2.5-VL from config. Nothing is downloaded. The encoder pre-training stands in for what a
+real model's pretrained ViT gives it: tokens that say what is where
+(``videoktr.synthetic.encoder``). ``videoktr.synthetic.order``'s stage, which teaches the
+language model which shape appeared first on that one word, is off by default: the warm-up's
+weight on that word teaches it as well since the traces were shortened (``order_pretrain_steps``
+switches it on). The attribution check teacher-forces each test row's reference trace, whose
+words carry visual / temporal / neutral labels, through ``KeyTokenAttributor`` and scores each
+signal's top-20% selection against those labels.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ import torch
 from .analysis.ground_truth import SelectionQuality, token_labels
 from .analysis.html import example_block, html_page, render_token_spans, signal_legend
 from .attribution import KeyTokenAttributor
+from .core.selection import select_key_tokens
 from .data.dataset import VideoR1Dataset
 from .data.prompts import build_prompt_inputs
 from .eval.runner import run_evaluation
 from .models.tiny import CORPUS, build_tiny_model, build_tokenizer
 from .synthetic import generate_dataset, world_corpus
 from .synthetic.encoder import pretrain_vision_encoder
-from .synthetic.order import first_colour_weights, pretrain_first_appearance
+from .synthetic.order import first_appearance_accuracy, first_colour_weights, pretrain_first_appearance
 from .train.config import load_config
 from .train.rollout import eos_token_ids
 from .train.sft import supervised_warmup
@@ -57,10 +59,10 @@ class DemoConfig:
     hidden_size: int = 128
     num_layers: int = 2
     vision_hidden_size: int = 64
-    vocab_size: int = 400
-    encoder_pretrain_steps: int = 600
+    vocab_size: int = 640
+    encoder_pretrain_steps: int = 1200
     encoder_pretrain_learning_rate: float = 3e-3
-    order_pretrain_steps: int = 300
+    order_pretrain_steps: int = 0
     order_pretrain_learning_rate: float = 5e-4
     warmup_steps: int = 1000
     warmup_prompts_per_step: int = 4
@@ -99,13 +101,13 @@ def encoder_label_figures(result) -> dict[str, float] | None:
     return {"precision": result.label_precision, "recall": result.label_recall, "token_accuracy": result.label_accuracy}
 
 
-def order_figures(result) -> dict[str, Any] | None:
-    """How often the policy names the first shape's colour after the order stage, on held-out
-    queue clips (``OrderPretrainResult``); None when the stage was off."""
-    if result is None:
+def order_figures(policy: "PreparedPolicy") -> dict[str, Any] | None:
+    """How often the prepared policy names the first shape's colour, on held-out queue clips
+    (``first_appearance_accuracy`` after the warm-up); None when no evaluation split was given."""
+    if policy.first_colour is None:
         return None
-    return {"heldout_accuracy": result.heldout_accuracy, "heldout_rows": result.heldout_rows,
-            "train_rows": result.rows, "chance": 1 / 4}
+    accuracy, rows = policy.first_colour
+    return {"heldout_accuracy": accuracy, "heldout_rows": rows, "chance": 1 / 4}
 
 
 def evaluation_kwargs(config: DemoConfig, progress: bool | None = None) -> dict[str, Any]:
@@ -134,21 +136,24 @@ def _build_policy(config: DemoConfig):
 @dataclass
 class PreparedPolicy:
     """The demo's policy before RL and what each stage that made it reported (``encoder`` and
-    ``order`` are None when their stage is switched off)."""
+    ``order`` are None when their stage is switched off). ``first_colour``: ``(accuracy, rows)``
+    of ``first_appearance_accuracy`` on the evaluation split after the warm-up, when given."""
 
     model: Any
     processor: Any
     warmup: Any
     encoder: Any = None
     order: Any = None
+    first_colour: tuple[float | None, int] | None = None
 
 
 def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTimer | None = None,
                    eval_set: VideoR1Dataset | None = None) -> PreparedPolicy:
     """The demo's policy, ready for RL: built from config; its vision encoder pre-trained on the
-    world's frames (``encoder_pretrain_steps``); its language model taught which shape appeared
-    first (``order_pretrain_steps``, measured on ``eval_set`` when given); then warmed up on the
-    traces. ``videoktr ablate`` starts every run from this."""
+    world's frames (``encoder_pretrain_steps``); optionally its language model taught which shape
+    appeared first (``order_pretrain_steps``, off by default: the warm-up's weighted first colour
+    teaches it now); then warmed up on the traces, and measured on ``eval_set`` when given.
+    ``videoktr ablate`` starts every run from this."""
     timer = timer or StageTimer()
     torch.manual_seed(config.seed)
     model, processor = timer.run("build a tiny Qwen2.5-VL and a tokenizer trained on the world's text", _build_policy, config)
@@ -169,7 +174,8 @@ def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTi
                        freeze_vision_encoder=config.warmup_freeze_vision_encoder,
                        token_weights=(first_colour_weights(processor.tokenizer, config.warmup_first_colour_weight)
                                       if config.warmup_first_colour_weight != 1 else None))
-    return PreparedPolicy(model, processor, warmup, encoder, order)
+    first_colour = first_appearance_accuracy(model, processor, eval_set) if eval_set is not None else None
+    return PreparedPolicy(model, processor, warmup, encoder, order, first_colour)
 
 
 def _train(model, processor, dataset, config: DemoConfig, overrides: dict | None = None, seed: int | None = None,
@@ -202,36 +208,47 @@ def _train(model, processor, dataset, config: DemoConfig, overrides: dict | None
 
 
 @torch.no_grad()
-def _attribution_quality(model, processor, world_dir: Path, config: DemoConfig):
-    """Teacher-force the test traces; score each signal's top-r selection against the labels."""
-    dataset = VideoR1Dataset(world_dir / "test.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
-    attributor = KeyTokenAttributor(model, processor, seed=config.seed)
-    tokenizer = processor.tokenizer
+def score_reference_traces(model, processor, dataset: VideoR1Dataset, limit: int | None = None, seed: int = 0):
+    """Teacher-force the reference trace of each row of ``dataset`` (the first ``limit`` rows)
+    through ``KeyTokenAttributor``. Yields ``(row, token ids, token labels, scores)`` per row:
+    the trace's tokens and the end-of-turn token (labelled ``neutral``), the labels of
+    ``token_labels``, and the ``score`` output for the one completion (``[1, T]`` tensors)."""
+    attributor = KeyTokenAttributor(model, processor, seed=seed)
     end_of_turn = eos_token_ids(model, processor)[0]
-    quality = {signal: {label: SelectionQuality(label) for label in ("visual", "temporal")} for signal in SIGNALS}
-    examples = []
-    for index in range(min(len(dataset), config.attribution_limit)):
+    for index in range(len(dataset) if limit is None else min(len(dataset), limit)):
         decoded = dataset.decode(index)
         if decoded is None:
             continue
         words = [tuple(pair) for pair in decoded.sample.row["trace_words"]]
-        ids, labels = token_labels(tokenizer, words)
+        ids, labels = token_labels(processor.tokenizer, words)
         ids, labels = ids + [end_of_turn], labels + ["neutral"]
         completion = torch.tensor([ids])
-        mask = torch.ones_like(completion, dtype=torch.bool)
-        inputs = build_prompt_inputs(processor, decoded.sample, decoded.media)
-        scores = attributor.score(inputs, completion, mask)
-        selected = {
-            signal: attributor.select(scores, mask, ratio=config.ktr_ratio, signals=[signal], scope="sequence")[0]
-            for signal in SIGNALS
-        }
+        scores = attributor.score(build_prompt_inputs(processor, decoded.sample, decoded.media), completion,
+                                  torch.ones_like(completion, dtype=torch.bool))
+        yield decoded.sample, ids, labels, scores
+
+
+def top_share(scores: torch.Tensor, ratio: float) -> torch.Tensor:
+    """The ``ratio`` share of one trace's tokens with the highest scores (``[1, T]`` -> ``[T]``)."""
+    mask = torch.ones_like(scores, dtype=torch.bool)
+    return select_key_tokens({"score": scores}, mask, ratio=ratio, scope="sequence")[0]
+
+
+def _attribution_quality(model, processor, world_dir: Path, config: DemoConfig):
+    """Teacher-force the test traces; score each signal's top-r selection against the labels."""
+    dataset = VideoR1Dataset(world_dir / "test.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
+    tokenizer = processor.tokenizer
+    quality = {signal: {label: SelectionQuality(label) for label in ("visual", "temporal")} for signal in SIGNALS}
+    examples = []
+    for sample, ids, labels, scores in score_reference_traces(model, processor, dataset, config.attribution_limit,
+                                                              config.seed):
+        selected = {signal: top_share(scores[signal], config.ktr_ratio) for signal in SIGNALS}
         for signal in SIGNALS:
             for label in ("visual", "temporal"):
                 quality[signal][label].add(selected[signal], labels)
         if len(examples) < 12:
             examples.append({
-                "id": decoded.sample.row.get("id"), "kind": decoded.sample.row.get("kind"),
-                "problem": decoded.sample.problem,
+                "id": sample.row.get("id"), "kind": sample.row.get("kind"), "problem": sample.problem,
                 "tokens": tokenizer.convert_ids_to_tokens(ids), "labels": labels,
                 "selected": {s: selected[s].tolist() for s in SIGNALS},
                 "scores": {s: scores[s][0].tolist() for s in SIGNALS},
@@ -325,7 +342,7 @@ def format_summary(summary: dict) -> str:
                        f"recall {encoder['recall']:.2f}")]
     order = summary.get("first_appearance")
     if order and order["heldout_accuracy"] is not None:
-        lines += [f"order pre-training: names the first shape's colour in {order['heldout_accuracy']:.0%} of "
+        lines += [f"before RL the policy names the first shape's colour in {order['heldout_accuracy']:.0%} of "
                   f"{order['heldout_rows']} held-out queue clips (chance {order['chance']:.0%})"]
     lines += ["", f"reward over RL: first {rl['reward_first']:.3f}, last {rl['reward_last']:.3f} "
               f"(mean of first/last 10 steps over {rl['steps']} steps)",
@@ -370,7 +387,7 @@ def run_demo(config: DemoConfig, json_path: str | Path | None = None) -> dict[st
         "accuracy_before": _accuracy_by_kind(before),
         "accuracy_after": _accuracy_by_kind(after),
         "encoder_labels": encoder_label_figures(policy.encoder),
-        "first_appearance": order_figures(policy.order),
+        "first_appearance": order_figures(policy),
         "warmup_loss": {"first": policy.warmup.losses[0], "last": policy.warmup.losses[-1]},
         "rl": {
             "steps": len(rl_logs),
