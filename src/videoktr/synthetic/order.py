@@ -1,11 +1,13 @@
 """Teach the tiny policy which shape appeared first: the order-reading a pretrained VLM brings.
 
-Why. A real Qwen-VL starts RL already able to say what happened first in a clip. The demo's
-policy, built from config, does not learn it from the traces: in a temporal trace one word
-depends on the order of the frames, and 1,000 warm-up steps left that word order-blind
-(README, "What it measures today"; ``benchmarks/order_probe.py``). Without an order-reading
-policy the temporal signal has nothing to find. This stage gives the policy that skill on a
-dense, exactly known target, as ``videoktr.synthetic.encoder`` gives it colours and shapes.
+Why. A real Qwen-VL starts RL already able to say what happened first in a clip. On the
+world's earlier 64 px frames with three wordings per trace, the demo's policy did not learn it
+from the traces: one word of a temporal trace depends on the order of the frames, and 1,000
+warm-up steps left that word order-blind (``benchmarks/order_probe.py``). This stage gives the
+policy that skill on a dense, exactly known target, as ``videoktr.synthetic.encoder`` gives it
+colours and shapes. The demo now leaves it off (``DemoConfig.order_pretrain_steps = 0``): with
+larger shapes and one short trace per family, the warm-up with that word weighted
+(``first_colour_weights``) teaches it as well, and the stage lowered the warm-up checkpoint.
 
 The target. Every trace about a queue scene (``appeared_first``, ``appeared_after``,
 ``colour_of_first``: shapes that appear one after another and leave in the same order) states
