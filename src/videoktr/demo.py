@@ -101,7 +101,7 @@ def encoder_label_figures(result) -> dict[str, float] | None:
     return {"precision": result.label_precision, "recall": result.label_recall, "token_accuracy": result.label_accuracy}
 
 
-def order_figures(policy: "PreparedPolicy") -> dict[str, Any] | None:
+def order_figures(policy: PreparedPolicy) -> dict[str, Any] | None:
     """How often the prepared policy names the first shape's colour, on held-out queue clips
     (``first_appearance_accuracy`` after the warm-up); None when no evaluation split was given."""
     if policy.first_colour is None:
@@ -210,7 +210,7 @@ def _train(model, processor, dataset, config: DemoConfig, overrides: dict | None
 @torch.no_grad()
 def score_reference_traces(model, processor, dataset: VideoR1Dataset, limit: int | None = None, seed: int = 0):
     """Teacher-force the reference trace of each row of ``dataset`` (the first ``limit`` rows)
-    through ``KeyTokenAttributor``. Yields ``(row, token ids, token labels, scores)`` per row:
+    through ``KeyTokenAttributor``. Yields ``(sample, token ids, token labels, scores)`` per row:
     the trace's tokens and the end-of-turn token (labelled ``neutral``), the labels of
     ``token_labels``, and the ``score`` output for the one completion (``[1, T]`` tensors)."""
     attributor = KeyTokenAttributor(model, processor, seed=seed)

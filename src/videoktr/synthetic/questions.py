@@ -280,9 +280,9 @@ def _by_colour(description: str) -> int:
     return list(COLOURS).index(description.split(" ")[0])
 
 
-def _listing(descriptions: Sequence[str], article: str) -> str:
+def _listing(descriptions: Sequence[str]) -> str:
     """``"a red circle, a green square and a blue triangle"``: always in the colour order."""
-    return _join([f"{article} {description}" for description in sorted(descriptions, key=_by_colour)])
+    return _join([f"a {description}" for description in sorted(descriptions, key=_by_colour)])
 
 
 def _order_clauses(descriptions: Sequence[str], ranks: Sequence[int]) -> str:
@@ -391,7 +391,6 @@ def _build_colour_of_shape(scene, spec, rng):
     slots = {
         "kind": target.kind,
         "colour": target.colour,
-        "listing": _listing(_descriptions(scene), "a"),
     }
     return list(COLOURS), target.colour, slots
 
@@ -403,7 +402,6 @@ def _build_shape_of_colour(scene, spec, rng):
     slots = {
         "kind": target.kind,
         "colour": target.colour,
-        "listing": _listing(_descriptions(scene), "a"),
     }
     return [*KINDS, DISTRACTOR_KIND], target.kind, slots
 
@@ -412,7 +410,7 @@ def _build_count(scene, spec, rng):
     _require_distinct_looks(scene, spec.family)
     _require_visible_throughout(scene, range(len(scene.shapes)), spec.family)
     count = len(scene.shapes)
-    slots = {"count_phrase": _count_phrase(count), "listing": _listing(_descriptions(scene), "a")}
+    slots = {"count_phrase": _count_phrase(count)}
     return list(COUNT_WORDS), COUNT_WORDS[count - 1], slots
 
 
@@ -422,11 +420,7 @@ def _build_appeared_first(scene, spec, rng):
         raise _fail(spec.family, "needs at least two shapes")
     ranks = _appearance_ranks(scene, spec.family)
     descriptions = _descriptions(scene)
-    slots = {
-        "first_colour": _first_colour(scene, ranks),
-        "order_clauses": _order_clauses(descriptions, ranks),
-        "listing": _listing(descriptions, "a"),
-    }
+    slots = {"first_colour": _first_colour(scene, ranks)}
     answer = descriptions[ranks.index(0)]
     return _description_options(rng, scene, descriptions), answer, slots
 
@@ -447,7 +441,6 @@ def _build_appeared_after(scene, spec, rng):
         "target": target.description,
         "first_colour": _first_colour(scene, ranks),
         "order_clauses": _order_clauses(descriptions, ranks),
-        "listing": _listing(descriptions, "a"),
     }
     candidates = _description_options(rng, scene, shown)
     return candidates, answer, slots
@@ -458,15 +451,8 @@ def _build_colour_of_first(scene, spec, rng):
     if len(scene.shapes) < 2:
         raise _fail(spec.family, "needs at least two shapes")
     ranks = _appearance_ranks(scene, spec.family)
-    descriptions = _descriptions(scene)
-    first = scene.shapes[ranks.index(0)]
-    slots = {
-        "first_colour": first.colour,
-        "order_clauses": _order_clauses(descriptions, ranks),
-        "listing": _listing(descriptions, "a"),
-        "colour": first.colour,
-    }
-    return list(COLOURS), first.colour, slots
+    first = _first_colour(scene, ranks)
+    return list(COLOURS), first, {"first_colour": first}
 
 
 def _build_direction(scene, spec, rng):
@@ -479,7 +465,6 @@ def _build_direction(scene, spec, rng):
         "target": target.description,
         "direction": target.motion,
         "opposite": opposite_direction(target.motion),
-        "listing": _listing(_descriptions(scene), "a"),
     }
     return list(DIRECTIONS), target.motion, slots
 
@@ -505,7 +490,6 @@ def _build_colour_of_mover(scene, spec, rng):
         "mover_clauses": _mover_clauses(
             [scene.shapes[i].description for i in movers], [scene.shapes[i].motion for i in movers]
         ),
-        "listing": _listing(_descriptions(scene), "a"),
         "colour": answer,
     }
     return list(COLOURS), answer, slots
@@ -688,7 +672,8 @@ def _compose(family: Family, scene: Scene, spec: QuestionSpec) -> tuple[tuple[st
     assert len(set(candidates)) == _OPTION_COUNT and answer in candidates
     options = tuple(sorted(candidates, key=_option_order_key))
     answer_index = options.index(answer)
-    slots = {**slots, "answer": answer}
+    # Every trace opens with the listing and closes on the answer: two slots for every family.
+    slots = {**slots, "answer": answer, "listing": _listing(_descriptions(scene))}
     problem = family.questions[spec.question_variant].format(**slots)
     sentences = tuple(sentence.format(**slots) for sentence in family.traces[spec.trace_variant])
     return options, answer_index, problem, sentences
@@ -847,7 +832,7 @@ def _slot_domains() -> list[tuple[tuple[str, ...], list[tuple[str, ...]]]]:
         "question_direction": list(DIRECTIONS),
         "count_phrase": [_count_phrase(n) for n in (1, 2, 3)],
         "answer": [f"{c} {k}" for c in COLOURS for k in KINDS],
-        "listing": [_listing(looks, "a") for looks in shapes_1_to_3],
+        "listing": [_listing(looks) for looks in shapes_1_to_3],
         "order_clauses": order_clauses,
         "mover_clauses": mover_clauses,
     }
