@@ -162,6 +162,9 @@ def train(work: Path, role: str, rank: int, options: argparse.Namespace, accumul
         everything = [None] * accelerator.num_processes
         dist.all_gather_object(everything, recorded)
         recorded = [item for part in everything for item in part]
+    # The last collective: tear the process group down on every rank now, so a rank that returns
+    # early is not aborted at interpreter exit by gloo (which the launcher reports as a failure).
+    accelerator.end_training()
     if not accelerator.is_main_process:
         return None
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

@@ -55,6 +55,10 @@ def main() -> None:
         }
         with open(os.environ["VIDEOKTR_DDP_REPORT"], "w") as handle:
             json.dump(report, handle)
+    # Both ranks leave together and tear the process group down (as videoktr train does): left to
+    # interpreter exit, gloo aborted a rank now and then after the report was written.
+    dist.barrier()
+    trainer.accelerator.end_training()
 
 
 if __name__ == "__main__":

@@ -61,4 +61,8 @@ def train(config: VideoGRPOConfig):
     if trainer.is_world_process_zero():
         print(dataset.summary())
         print(f"saved the trained policy and its processor to {config.output_dir}")
+    # Finish the trackers and tear the process group down here: left to interpreter exit, a
+    # gloo process group can abort one rank ("terminate called without an active exception")
+    # after everything was saved, and the launcher then reports the whole run as failed.
+    trainer.accelerator.end_training()
     return output
