@@ -36,7 +36,7 @@ import torch
 from videoktr.analysis.ground_truth import SelectionQuality
 from videoktr.data.dataset import VideoR1Dataset
 from videoktr.demo import SIGNALS, DemoConfig, prepare_policy, score_reference_traces, top_share
-from videoktr.synthetic import ANSWER_LABELS, TEMPORAL_WORDS, generate_dataset
+from videoktr.synthetic import TEMPORAL_WORDS, generate_dataset
 
 LABELS = ("visual", "temporal")
 
@@ -49,8 +49,7 @@ def lexical_labels(tokenizer, sample) -> list[str]:
         core = re.sub(r"<[^>]*>", "", word).strip(string.punctuation).lower()
         if index < len(words) - 1 and label == "neutral" and core in TEMPORAL_WORDS:
             label = "temporal"
-        labels.append(label)
-    labels[-1] = ANSWER_LABELS[sample.row["kind"]]
+        labels.append(label)  # the last word keeps its label: the answer's, in both rules
     text = " ".join(word for word, _ in words)
     owner = []
     for index, (word, _) in enumerate(words):

@@ -583,7 +583,11 @@ FAMILIES: dict[str, Family] = {
                 "Which of these shapes was the first to appear?",
             ),
             traces=(
-                ("I see {listing}.", "The first shape to appear is {first_colour}.", "So it is the {answer}."),
+                (
+                    "I see {listing}.",
+                    "The first shape to appear is {first_colour}.",
+                    "So it is the {answer}.",
+                ),
             ),
             sample=_sample_queue,
             build=_build_appeared_first,
@@ -597,7 +601,11 @@ FAMILIES: dict[str, Family] = {
                 "Where does the {target} move during the video?",
             ),
             traces=(
-                ("I see {listing}.", "The {target} starts further {opposite} and ends further {direction}.", "It moved {direction}."),
+                (
+                    "I see {listing}.",
+                    "The {target} starts further {opposite} and ends further {direction}.",
+                    "It moved {direction}.",
+                ),
             ),
             sample=_sample_mover,
             build=_build_direction,
@@ -611,7 +619,12 @@ FAMILIES: dict[str, Family] = {
                 "Which shape was the next to appear after the {target}?",
             ),
             traces=(
-                ("I see {listing}.", "The first shape to appear is {first_colour}.", "{order_clauses}.", "Next after the {target} came the {answer}."),
+                (
+                    "I see {listing}.",
+                    "The first shape to appear is {first_colour}.",
+                    "{order_clauses}.",
+                    "Next after the {target} came the {answer}.",
+                ),
             ),
             sample=_sample_queue_of_three,
             build=_build_appeared_after,
@@ -639,7 +652,11 @@ FAMILIES: dict[str, Family] = {
                 "What is the colour of the shape moving {question_direction}?",
             ),
             traces=(
-                ("I see {listing}.", "{mover_clauses}.", "The shape moving {question_direction} is {colour}."),
+                (
+                    "I see {listing}.",
+                    "{mover_clauses}.",
+                    "The shape moving {question_direction} is {colour}.",
+                ),
             ),
             sample=_sample_opposite_movers,
             build=_build_colour_of_mover,
