@@ -109,7 +109,7 @@ def main() -> None:
                          fps=config.video_fps)
     test_set = VideoR1Dataset(world / "test.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
     if args.checkpoint:
-        from videoktr.train.run import load_local_model
+        from videoktr.models import load_local_model
 
         model, processor = load_local_model(args.checkpoint)
     else:

@@ -376,7 +376,7 @@ def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, check
     from .data.dataset import VideoR1Dataset
     from .demo import _train
     from .eval.runner import run_evaluation
-    from .train.run import load_local_model
+    from .models import load_local_model
 
     demo = config.run_config()
     run_dir = config.output_dir / "runs" / f"{_slug(arm)}-seed{seed}"

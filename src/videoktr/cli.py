@@ -101,15 +101,14 @@ def _eval_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from videoktr.eval.runner import run_evaluation, write_summary
-    from videoktr.train.config import ConfigError
-    from videoktr.train.run import load_local_model
+    from videoktr.models import ModelLoadError, load_local_model
 
     judge = _eval_judge(args, "run")
     if judge is False:
         return 2
     try:
         model, processor = load_local_model(args.model, bf16=args.bf16)
-    except ConfigError as error:
+    except ModelLoadError as error:
         print(f"videoktr eval run: {error}", file=sys.stderr)
         return 2
     import torch

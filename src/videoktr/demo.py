@@ -40,7 +40,7 @@ from .synthetic import generate_dataset, world_corpus
 from .synthetic.encoder import pretrain_vision_encoder
 from .synthetic.order import first_appearance_accuracy, first_colour_weights, pretrain_first_appearance
 from .train.config import load_config
-from .train.rollout import eos_token_ids
+from .models.generation import eos_token_ids
 from .train.sft import supervised_warmup
 from .train.trainer import VideoGRPOTrainer
 

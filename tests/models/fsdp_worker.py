@@ -32,7 +32,7 @@ from tests.models.test_attribution import make_completions, make_video, process
 from videoktr import KeyTokenAttributor
 from videoktr.models import get_adapter
 from videoktr.models.tiny import build_tiny_model
-from videoktr.train.rollout import generate_completions
+from videoktr.models.generation import generate_completions
 
 
 def shard(model: torch.nn.Module) -> None:

@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from videoktr.data.dataset import VideoR1Dataset
 from videoktr.train import load_config
-from videoktr.train.run import load_local_model
+from videoktr.models import load_local_model
 from videoktr.train.trainer import VideoGRPOTrainer
 
 

@@ -1,24 +1,32 @@
 """Pure tensor math of Video-KTR: no model, no I/O.
 
-* :mod:`~videoktr.core.signals` — per-token scores: counterfactual log-prob deltas, entropy.
+* :mod:`~videoktr.core.signals` — the signal names and per-token scores: counterfactual
+  log-prob deltas, entropy.
 * :mod:`~videoktr.core.advantages` — GRPO group-relative advantages.
 * :mod:`~videoktr.core.selection` — key-token masks (top-k or quantile) and soft weights.
-* :mod:`~videoktr.core.losses` — the clipped GRPO objective with per-token weights.
+* :mod:`~videoktr.core.losses` — the clipped GRPO objective with per-token weights, and the
+  aggregations every loss reduces with (``agg_loss``, ``aggregation_normaliser``).
+* :mod:`~videoktr.core.permutations` — seeded derangements for the temporal counterfactual.
 """
 
 from .advantages import group_advantages
-from .losses import AGGREGATIONS, grpo_loss
+from .losses import AGGREGATIONS, agg_loss, aggregation_normaliser, grpo_loss
+from .permutations import sample_derangements
 from .selection import SELECTION_METHODS, SOFT_WEIGHTINGS, num_selected, select_key_tokens, soft_token_weights
-from .signals import logprob_delta, token_entropy, token_logps_and_entropy
+from .signals import SIGNALS, logprob_delta, token_entropy, token_logps_and_entropy
 
 __all__ = [
     "AGGREGATIONS",
     "SELECTION_METHODS",
+    "SIGNALS",
     "SOFT_WEIGHTINGS",
+    "agg_loss",
+    "aggregation_normaliser",
     "group_advantages",
     "grpo_loss",
     "logprob_delta",
     "num_selected",
+    "sample_derangements",
     "select_key_tokens",
     "soft_token_weights",
     "token_entropy",

@@ -1,4 +1,10 @@
-"""The clipped GRPO objective with per-token weights (the key-token mask or soft weights)."""
+"""The clipped GRPO objective with per-token weights (the key-token mask or soft weights), and
+the aggregations that reduce per-token losses to one number.
+
+Every loss reduces its ``[B, T]`` per-token values with :func:`agg_loss`; a trainer that runs one
+backward per prompt weights each prompt's loss by :func:`aggregation_normaliser`, the same
+denominator, so the sum over prompts equals the aggregation over the whole micro-batch.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +15,118 @@ from ._checks import as_bool_mask, check_float, check_ndim, check_same_shape, ch
 AGGREGATIONS = ("seq_mean", "seq_mean_selected", "token_mean", "token_mean_selected")
 
 
-def _aggregate(
+def _check_aggregation(aggregation: str) -> None:
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
+
+
+def aggregation_normaliser(
+    weights: torch.Tensor, completion_mask: torch.Tensor, aggregation: str
+) -> torch.Tensor:
+    """What an aggregation divides by, with ``w`` the weights (0 on padding) and ``m`` the mask::
+
+        seq_mean             B                        rows
+        seq_mean_selected    #{i : sum_t w_it > 0}    rows that select something
+        token_mean           sum(m)                   completion tokens
+        token_mean_selected  sum(w)                   selected weight
+
+    It is also each batch's weight when batches are aggregated one at a time: for batches
+    ``b`` of one micro-batch, ``agg(all) = sum_b n_b * agg(b) / sum_b n_b`` with ``n_b`` this
+    value, which is how the trainer weights its one-backward-per-prompt losses. A 0-dim tensor
+    of ``weights``' compute dtype; it may be 0 (:func:`agg_loss` then divides by 1).
+    """
+    _check_aggregation(aggregation)
+    dtype = compute_dtype(weights.dtype if weights.is_floating_point() else torch.float32)
+    if aggregation == "seq_mean":
+        return torch.tensor(float(weights.shape[0]), dtype=dtype, device=weights.device)
+    if aggregation == "token_mean":
+        return completion_mask.sum(-1).to(dtype).sum()
+    if aggregation == "token_mean_selected":
+        return weights.to(dtype).sum(-1).sum()
+    return (weights.to(dtype).sum(-1) > 0).sum().to(dtype)
+
+
+def agg_loss(
     values: torch.Tensor, weights: torch.Tensor, completion_mask: torch.Tensor, aggregation: str
 ) -> torch.Tensor:
-    """Reduce ``[B, T]`` per-token values to a scalar with one of the four aggregations.
+    """Reduce ``[B, T]`` per-token values ``l`` to a scalar. With ``w`` the weights (0 on
+    padding), ``m`` the completion mask and rows ``i``::
 
-    Every denominator is clamped to at least 1 so an empty row or an empty selection yields 0
-    (still attached to the graph of ``values``), never NaN. Sums run over each row first, then
-    over rows: a flat sum over ``B x T`` would group the additions differently for another
-    padding length and change the last bits of the result.
+        seq_mean             mean_i  sum_t(w*l) / sum_t(m)         (the paper's 1/|o_i|)
+        seq_mean_selected    mean over rows with sum_t(w) > 0 of  sum_t(w*l) / sum_t(w)
+        token_mean           sum(w*l) / sum(m)
+        token_mean_selected  sum(w*l) / sum(w)
+
+    i.e. a numerator divided by :func:`aggregation_normaliser`. A zero denominator (an empty
+    row, an empty selection) is replaced by 1, so the result is 0, still attached to the graph
+    of ``values``, never NaN. Sums run over each row first, then over rows: a flat sum over
+    ``B x T`` would group the additions differently for another padding length and change the
+    last bits of the result.
     """
+    normaliser = aggregation_normaliser(weights, completion_mask, aggregation)
+    normaliser = torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
     row_sums = (weights * values).sum(-1)
-    row_weights = weights.sum(-1)
-    lengths = completion_mask.sum(-1).to(values.dtype)
     if aggregation == "seq_mean":
-        return (row_sums / lengths.clamp(min=1)).mean()
-    if aggregation == "token_mean":
-        return row_sums.sum() / lengths.sum().clamp(min=1)
-    # Soft weights may sum below 1, so the "selected" denominators are not clamped to 1; a zero
-    # sum is replaced by 1 (its numerator is 0 then).
-    if aggregation == "token_mean_selected":
-        total = row_weights.sum()
-        return row_sums.sum() / torch.where(total > 0, total, torch.ones_like(total))
-    # seq_mean_selected: mean over rows that select something of the row's weighted mean.
-    has_selection = row_weights > 0
-    row_loss = row_sums / torch.where(has_selection, row_weights, torch.ones_like(row_weights))
-    return (row_loss * has_selection).sum() / has_selection.sum().clamp(min=1)
+        lengths = completion_mask.sum(-1).to(values.dtype)
+        numerator = (row_sums / lengths.clamp(min=1)).sum()
+    elif aggregation == "seq_mean_selected":
+        # Soft weights may sum below 1: a row's own denominator is not clamped to 1.
+        row_weights = weights.sum(-1)
+        has_selection = row_weights > 0
+        row_loss = row_sums / torch.where(has_selection, row_weights, torch.ones_like(row_weights))
+        numerator = (row_loss * has_selection).sum()
+    else:
+        numerator = row_sums.sum()
+    return numerator / normaliser
+
+
+def _check_loss_inputs(logps, old_logps, advantages, completion_mask, ref_logps, beta, epsilon_low,
+                       epsilon_high, aggregation) -> torch.Tensor:
+    """Validate ``grpo_loss``'s arguments; returns the completion mask as a bool tensor."""
+    check_float("logps", logps)
+    check_ndim("logps", logps, (2,))
+    check_float("old_logps", old_logps)
+    check_same_shape("old_logps", old_logps, "logps", logps)
+    check_float("advantages", check_tensor("advantages", advantages))
+    if advantages.shape not in (logps.shape[:1], logps.shape):
+        raise ValueError(
+            f"advantages must have shape [B]={tuple(logps.shape[:1])} or [B, T]={tuple(logps.shape)},"
+            f" got {tuple(advantages.shape)}"
+        )
+    mask = as_bool_mask("completion_mask", completion_mask, logps.shape)
+    _check_aggregation(aggregation)
+    for name, value in (("epsilon_low", epsilon_low), ("epsilon_high", epsilon_high), ("beta", beta)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if beta > 0 and ref_logps is None:
+        raise ValueError("ref_logps is required when beta > 0")
+    if ref_logps is not None:
+        check_float("ref_logps", ref_logps)
+        check_same_shape("ref_logps", ref_logps, "logps", logps)
+    return mask
+
+
+@torch.no_grad()
+def _loss_metrics(ratio, advantages, weights, mask, kl, epsilon_low, epsilon_high) -> dict[str, torch.Tensor]:
+    """The detached metrics ``grpo_loss`` returns (see its docstring)."""
+    dtype = ratio.dtype
+    selected = weights != 0
+    num_selected = selected.sum()
+    num_tokens = mask.sum()
+    clipped_low = (ratio < 1 - epsilon_low) & (advantages < 0) & selected
+    clipped_high = (ratio > 1 + epsilon_high) & (advantages > 0) & selected
+    denominator = num_selected.clamp(min=1).to(dtype)
+    tokens = num_tokens.clamp(min=1).to(dtype)
+    return {
+        "clip_fraction": (clipped_low | clipped_high).sum().to(dtype) / denominator,
+        "clip_fraction_low": clipped_low.sum().to(dtype) / denominator,
+        "clip_fraction_high": clipped_high.sum().to(dtype) / denominator,
+        "kl": (kl * mask.to(dtype)).sum() / tokens if kl is not None else torch.zeros((), dtype=dtype, device=ratio.device),
+        "selected_fraction": num_selected.to(dtype) / tokens,
+        "num_completion_tokens": num_tokens.to(dtype),
+        "num_selected_tokens": num_selected.to(dtype),
+        "num_unselected_tokens": (num_tokens - num_selected).to(dtype),
+    }
 
 
 def grpo_loss(
@@ -56,21 +148,14 @@ def grpo_loss(
 
         pg_t = -min(rho_t * A, clip(rho_t, 1 - epsilon_low, 1 + epsilon_high) * A)
         kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1            (k3 estimator, beta > 0)
-        l_t  = pg_t + beta * kl_t
+        loss = agg_loss(pg, w) + beta * agg_loss(kl, w_kl)
 
     Weights ``w`` are ``token_weights`` (the key-token mask, or soft weights) or, when None,
-    ``completion_mask``; ``w`` is always 0 on padding. With ``mask_kl=False`` the KL term is
-    weighted by ``completion_mask`` instead, so it regularises every generated token. The
-    aggregations, with ``m`` the completion mask and rows ``i``::
-
-        seq_mean             mean_i  sum_t(w*l) / sum_t(m)         (the paper's 1/|o_i|; default)
-        seq_mean_selected    mean over rows with sum_t(w) > 0 of  sum_t(w*l) / sum_t(w)
-        token_mean           sum(w*l) / sum(m)
-        token_mean_selected  sum(w*l) / sum(w)
-
-    (With ``mask_kl=False``, the policy term and the KL term are each aggregated with their own
-    weights.) Where nothing is selected the loss is 0, still part of the autograd graph, never
-    NaN. Values on padding are ignored entirely, even NaN or inf.
+    ``completion_mask``; ``w`` is always 0 on padding. ``w_kl = w`` (``mask_kl=True``, as the
+    official code) or the completion mask (``mask_kl=False``: the KL term regularises every
+    generated token). ``aggregation`` is one of :func:`agg_loss`'s. Where nothing is selected
+    the loss is 0, still part of the autograd graph, never NaN. Values on padding are ignored
+    entirely, even NaN or inf.
 
     Args:
         logps: ``[B, T]`` log-probs of the completion tokens under the current policy (with grad).
@@ -80,11 +165,8 @@ def grpo_loss(
         completion_mask: ``[B, T]``, true on generated tokens.
         token_weights: ``[B, T]`` bool mask or float weights, or None for every token.
         ref_logps: ``[B, T]`` reference-model log-probs; required when ``beta > 0``.
-        beta: KL coefficient.
-        epsilon_low, epsilon_high: the clip range ``[1 - epsilon_low, 1 + epsilon_high]``.
-        aggregation: one of ``seq_mean``, ``seq_mean_selected``, ``token_mean``,
-            ``token_mean_selected``.
-        mask_kl: apply ``token_weights`` to the KL term too (default, as the official code).
+        beta, epsilon_low, epsilon_high: the KL coefficient and the clip range.
+        aggregation, mask_kl: as above.
 
     Returns:
         ``(loss, metrics)``; metrics are detached 0-dim tensors: ``clip_fraction`` (share of
@@ -93,74 +175,30 @@ def grpo_loss(
         (tokens with nonzero weight / completion tokens), ``num_completion_tokens``,
         ``num_selected_tokens`` and ``num_unselected_tokens``.
     """
-    check_float("logps", logps)
-    check_ndim("logps", logps, (2,))
-    check_float("old_logps", old_logps)
-    check_same_shape("old_logps", old_logps, "logps", logps)
-    check_float("advantages", check_tensor("advantages", advantages))
-    if advantages.shape not in (logps.shape[:1], logps.shape):
-        raise ValueError(
-            f"advantages must have shape [B]={tuple(logps.shape[:1])} or [B, T]={tuple(logps.shape)},"
-            f" got {tuple(advantages.shape)}"
-        )
-    mask = as_bool_mask("completion_mask", completion_mask, logps.shape)
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
-    for name, value in (("epsilon_low", epsilon_low), ("epsilon_high", epsilon_high), ("beta", beta)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    if beta > 0 and ref_logps is None:
-        raise ValueError("ref_logps is required when beta > 0")
-    if ref_logps is not None:
-        check_float("ref_logps", ref_logps)
-        check_same_shape("ref_logps", ref_logps, "logps", logps)
-
+    mask = _check_loss_inputs(logps, old_logps, advantages, completion_mask, ref_logps, beta, epsilon_low,
+                              epsilon_high, aggregation)
     dtype = compute_dtype(logps.dtype)
     zeros = torch.zeros((), dtype=dtype, device=logps.device)
     # Sanitise padding before any arithmetic: where() alone would still let a NaN on padding
     # reach the gradient through exp().
     logps = torch.where(mask, logps.to(dtype), zeros)
     old_logps = torch.where(mask, old_logps.to(dtype), zeros)
-    if advantages.dim() == 1:
-        advantages = advantages.unsqueeze(-1)
-    advantages = torch.where(mask, advantages.to(dtype), zeros)
-
+    advantages = torch.where(mask, (advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages).to(dtype), zeros)
     if token_weights is None:
         weights = mask.to(dtype)
     else:
-        token_weights = check_tensor("token_weights", token_weights)
-        check_same_shape("token_weights", token_weights, "logps", logps)
+        check_same_shape("token_weights", check_tensor("token_weights", token_weights), "logps", logps)
         weights = torch.where(mask, token_weights.to(dtype), zeros)
-    mask_weights = mask.to(dtype)
 
     ratio = torch.exp(logps - old_logps)
     clipped_ratio = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
     policy_loss = -torch.min(ratio * advantages, clipped_ratio * advantages)
-    loss = _aggregate(policy_loss, weights, mask, aggregation)
+    loss = agg_loss(policy_loss, weights, mask, aggregation)
 
     kl = None
     if ref_logps is not None:
         ref_diff = torch.where(mask, ref_logps.to(dtype), zeros) - logps
         kl = torch.exp(ref_diff) - ref_diff - 1
         if beta > 0:
-            kl_weights = weights if mask_kl else mask_weights
-            loss = loss + beta * _aggregate(kl, kl_weights, mask, aggregation)
-
-    with torch.no_grad():
-        selected = weights != 0
-        num_selected = selected.sum()
-        num_tokens = mask.sum()
-        clipped_low = (ratio < 1 - epsilon_low) & (advantages < 0) & selected
-        clipped_high = (ratio > 1 + epsilon_high) & (advantages > 0) & selected
-        denominator = num_selected.clamp(min=1).to(dtype)
-        metrics = {
-            "clip_fraction": (clipped_low | clipped_high).sum().to(dtype) / denominator,
-            "clip_fraction_low": clipped_low.sum().to(dtype) / denominator,
-            "clip_fraction_high": clipped_high.sum().to(dtype) / denominator,
-            "kl": (kl * mask_weights).sum() / num_tokens.clamp(min=1).to(dtype) if kl is not None else zeros.clone(),
-            "selected_fraction": num_selected.to(dtype) / num_tokens.clamp(min=1).to(dtype),
-            "num_completion_tokens": num_tokens.to(dtype),
-            "num_selected_tokens": num_selected.to(dtype),
-            "num_unselected_tokens": (num_tokens - num_selected).to(dtype),
-        }
-    return loss, metrics
+            loss = loss + beta * agg_loss(kl, weights if mask_kl else mask.to(dtype), mask, aggregation)
+    return loss, _loss_metrics(ratio, advantages, weights, mask, kl, epsilon_low, epsilon_high)

@@ -10,6 +10,9 @@ import torch
 
 from ._checks import check_float, check_ndim, check_same_shape, check_tensor, compute_dtype
 
+#: The three attribution signals, in the order tables, plots and configs list them.
+SIGNALS = ("visual", "temporal", "entropy")
+
 DEFAULT_CHUNK_SIZE = 1024
 
 

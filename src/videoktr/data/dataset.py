@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import Dataset
 
+from .. import defaults
 from .video import DecodedVideo, ImageDecodeError, VideoDecodeError, decode_video, load_image
 
 __all__ = [
@@ -213,7 +214,10 @@ def _validate_row(row: object, data_root: Path) -> dict[str, Any]:
 
 
 def load_media(
-    sample: Sample, fps: float = 2.0, min_frames: int = 4, max_frames: int = 16
+    sample: Sample,
+    fps: float = defaults.FPS,
+    min_frames: int = defaults.MIN_FRAMES,
+    max_frames: int = defaults.MAX_FRAMES,
 ) -> DecodedVideo | torch.Tensor:
     """Decode a sample's media: ``decode_video(sample.path, fps, min_frames, max_frames)`` for a
     video, ``load_image(sample.path)`` (uint8 ``[C, H, W]``) for an image.
@@ -262,9 +266,9 @@ class VideoR1Dataset(Dataset):
         data_root: str | os.PathLike | None = None,
         *,
         on_bad_sample: str = "skip",
-        fps: float = 2.0,
-        min_frames: int = 4,
-        max_frames: int = 16,
+        fps: float = defaults.FPS,
+        min_frames: int = defaults.MIN_FRAMES,
+        max_frames: int = defaults.MAX_FRAMES,
     ) -> None:
         if on_bad_sample not in ON_BAD_SAMPLE:
             raise ValueError(f"on_bad_sample must be 'skip' or 'raise', got {on_bad_sample!r}")

@@ -23,7 +23,8 @@ that is where timing and pixel budgets are easy to get silently wrong:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -34,6 +35,7 @@ from .video import DecodedVideo
 __all__ = [
     "ANSWER_FORMAT_INSTRUCTIONS",
     "REASONING_INSTRUCTION",
+    "build_batch_inputs",
     "build_messages",
     "build_prompt_inputs",
     "build_prompt_text",
@@ -184,6 +186,17 @@ def pixel_budget_size(
     return {"shortest_edge": shortest, "longest_edge": longest}
 
 
+def _clip(video: DecodedVideo) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A clip's frames and timing metadata as the processor takes them. A one-frame clip is given
+    a copy of its frame (Qwen encodes frames in pairs and Qwen3-VL rejects a single frame); the
+    processors pad any other odd frame count the same way themselves."""
+    frames, metadata = video.frames, video.metadata()
+    if frames.shape[0] == 1:
+        frames = frames.repeat(2, 1, 1, 1)
+        metadata["frames_indices"] = metadata["frames_indices"] * 2
+    return frames, metadata
+
+
 def build_prompt_inputs(
     processor: Any,
     sample: Sample,
@@ -196,9 +209,7 @@ def build_prompt_inputs(
     ``add_generation_prompt=True``), then calls the processor with the text and:
 
     * a video: ``videos=[media.frames]``, ``video_metadata=[media.metadata()]`` and
-      ``videos_kwargs={"do_sample_frames": False}``. A one-frame clip is given a copy of its frame
-      (Qwen encodes frames in pairs and Qwen3-VL rejects a single frame); the others pad an odd
-      frame count the same way themselves;
+      ``videos_kwargs={"do_sample_frames": False}`` (a one-frame clip doubled, see ``_clip``);
     * an image: ``images=[media]`` (uint8 ``[C, H, W]``).
 
     ``max_pixels`` caps the total resized pixels of the media; ``None`` keeps the processor's own
@@ -212,11 +223,7 @@ def build_prompt_inputs(
             raise TypeError(
                 f"{sample.location}: a video sample needs a DecodedVideo, got {type(media).__name__}"
             )
-        frames = media.frames
-        metadata = media.metadata()
-        if frames.shape[0] == 1:
-            frames = frames.repeat(2, 1, 1, 1)
-            metadata["frames_indices"] = metadata["frames_indices"] * 2
+        frames, metadata = _clip(media)
         videos_kwargs: dict[str, Any] = {"do_sample_frames": False}
         if max_pixels is not None:
             videos_kwargs["size"] = pixel_budget_size(
@@ -238,3 +245,51 @@ def build_prompt_inputs(
     if max_pixels is not None:
         images_kwargs["size"] = pixel_budget_size(processor.image_processor, max_pixels, None)
     return processor(text=[text], images=[media], images_kwargs=images_kwargs, return_tensors="pt")
+
+
+@contextmanager
+def _padding_side(tokenizer: Any, side: str | None) -> Iterator[None]:
+    previous = tokenizer.padding_side
+    if side is not None:
+        tokenizer.padding_side = side
+    try:
+        yield
+    finally:
+        tokenizer.padding_side = previous
+
+
+def build_batch_inputs(
+    processor: Any,
+    prompts: Sequence[str],
+    videos: Sequence[DecodedVideo],
+    max_pixels: int | None = None,
+    left_pad: bool = False,
+) -> Any:
+    """Model inputs for a batch of video questions (evaluation): ``prompts[i]`` is the user
+    turn's text after the video ``videos[i]``, as benchmarks word it (no think/answer
+    instruction is added). The batched form of ``build_prompt_inputs``: frames with their timing
+    metadata, ``do_sample_frames=False``, a one-frame clip doubled, ``max_pixels`` the budget of
+    the longest clip, and, with ``left_pad``, prompts padded on the left for batched generation.
+    """
+    texts = [
+        processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for prompt in prompts
+    ]
+    clips = [_clip(video) for video in videos]
+    videos_kwargs: dict[str, Any] = {"do_sample_frames": False}
+    if max_pixels is not None:
+        longest = max(int(frames.shape[0]) for frames, _ in clips)
+        videos_kwargs["size"] = pixel_budget_size(processor.video_processor, max_pixels, longest)
+    with _padding_side(processor.tokenizer, "left" if left_pad else None):
+        return processor(
+            text=texts,
+            videos=[frames for frames, _ in clips],
+            video_metadata=[metadata for _, metadata in clips],
+            videos_kwargs=videos_kwargs,
+            padding=True,
+            return_tensors="pt",
+        )

@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .. import defaults
+
 __all__ = [
     "DecodedVideo",
     "ImageDecodeError",
@@ -136,9 +138,9 @@ def _check_positive_float(name: str, value: object) -> float:
 def sample_frame_indices(
     total_frames: int,
     source_fps: float,
-    fps: float = 2.0,
-    min_frames: int = 4,
-    max_frames: int = 16,
+    fps: float = defaults.FPS,
+    min_frames: int = defaults.MIN_FRAMES,
+    max_frames: int = defaults.MAX_FRAMES,
 ) -> list[int]:
     """Indices of the frames to keep from a clip of ``total_frames`` frames at ``source_fps``.
 
@@ -364,9 +366,9 @@ def _decode_in_order(
 
 def decode_video(
     path: str | os.PathLike,
-    fps: float = 2.0,
-    min_frames: int = 4,
-    max_frames: int = 16,
+    fps: float = defaults.FPS,
+    min_frames: int = defaults.MIN_FRAMES,
+    max_frames: int = defaults.MAX_FRAMES,
 ) -> DecodedVideo:
     """Decode the frames ``sample_frame_indices`` picks from the first video stream of ``path``.
 
@@ -417,6 +419,24 @@ def decode_video(
         frame_indices=frame_indices,
         duration=total / source_fps,
     )
+
+
+def decode_uniform(path: str | os.PathLike, num_frames: int) -> DecodedVideo:
+    """``num_frames`` frames spread uniformly over the whole video (all frames of a shorter one),
+    as benchmarks sample them::
+
+        n = min(num_frames, total_frames)
+        index[i] = floor((2 * i + 1) * total_frames / (2 * n)),  i = 0 .. n - 1
+
+    the middle frame of each of ``n`` equal segments. This is exactly
+    ``decode_video(path, fps=1.0, min_frames=num_frames, max_frames=num_frames)``: with
+    ``min_frames == max_frames`` the sampling rate never binds and ``sample_frame_indices``'s
+    even-count adjustment cannot move the count (``n - 1 < min_frames``, ``n + 1 > max_frames``
+    or ``> total_frames``), so its step 4 gives the indices above.
+    """
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
+    return decode_video(path, fps=1.0, min_frames=num_frames, max_frames=num_frames)
 
 
 def _decode_sequentially(

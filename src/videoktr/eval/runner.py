@@ -514,7 +514,7 @@ def _generate(
     max_new_tokens: int,
     left_pad: bool,
 ) -> list[str]:
-    from videoktr.train.rollout import generation_config
+    from videoktr.models.generation import generation_config
 
     tokenizer = processor.tokenizer
     previous_side = tokenizer.padding_side

@@ -1,11 +1,18 @@
 """Model adapters: one per family, chosen from ``config.model_type``.
 
-* :mod:`~videoktr.models.base` — the shared machinery (encode once, counterfactual variants,
-  prefix-cached chunked scoring).
+* :mod:`~videoktr.models.base` — the adapter every family shares: prompt preparation, the
+  counterfactual variants, scoring and the training pass.
+* :mod:`~videoktr.models.prompt` — a prompt and its variants as the adapter sees them, and the
+  interface of the two execution strategies:
+  :mod:`~videoktr.models.cached_prefix` (the default: prompt once per variant, KV cache shared
+  by the completions, chunked ``lm_head``) and :mod:`~videoktr.models.root_forward` (FSDP2 and
+  ZeRO-3: every pass through the root forward, in lockstep).
 * :mod:`~videoktr.models.qwen2_vl`, :mod:`~videoktr.models.qwen2_5_vl`,
   :mod:`~videoktr.models.qwen3_vl` — what each family adds.
-* :mod:`~videoktr.models.tiny` — tiny random models, tokenizer and real processors, for tests
-  and demos with nothing downloaded.
+* :mod:`~videoktr.models.generation` — sampling rollouts and answering evaluation prompts.
+* :mod:`~videoktr.models.loading` — a policy and its processor from a local directory.
+* :mod:`~videoktr.models.tiny` — tiny random models, a locally trained tokenizer and the real
+  processors, for tests and demos with nothing downloaded.
 
 Supporting a new family is one new file with a ``QwenVLAdapter`` subclass, listed below.
 """
@@ -14,7 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import TEMPORAL_MODES, VISUAL_MODES, QwenVLAdapter
+from .base import QwenVLAdapter
+from .loading import ModelLoadError, load_local_model
+from .prompt import TEMPORAL_MODES, VISUAL_MODES
 from .qwen2_5_vl import Qwen2_5_VLAdapter
 from .qwen2_vl import Qwen2VLAdapter
 from .qwen3_vl import Qwen3VLAdapter
@@ -32,4 +41,13 @@ def get_adapter(model: torch.nn.Module) -> QwenVLAdapter:
     raise ValueError(f"no adapter for model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
 
 
-__all__ = ["ADAPTERS", "SUPPORTED_MODEL_TYPES", "TEMPORAL_MODES", "VISUAL_MODES", "QwenVLAdapter", "get_adapter"]
+__all__ = [
+    "ADAPTERS",
+    "SUPPORTED_MODEL_TYPES",
+    "TEMPORAL_MODES",
+    "VISUAL_MODES",
+    "ModelLoadError",
+    "QwenVLAdapter",
+    "get_adapter",
+    "load_local_model",
+]

@@ -1,137 +1,49 @@
-"""The machinery every Qwen-VL adapter shares: encode once, build counterfactuals, score cheaply.
+"""What every Qwen-VL adapter shares: prepare a prompt, build its counterfactual variants, score.
 
-How a scoring pass works (``QwenVLAdapter.score_completions``):
-
-1. The prompt (one video or image + text, batch 1) runs once through the decoder with its
-   visual features *already computed* (transformers' ``mm_encoder_outputs`` argument), and
-   leaves a KV cache.
-2. The cache is repeated for the ``G`` completions, which run as one ``[G, T]`` batch on top
-   of it: the prompt is never recomputed per completion.
-3. Log-probs (and, for the real input, the entropy) come from the decoder's hidden states
-   chunk by chunk through ``lm_head``: no ``[G, T, vocab]`` logits tensor is ever built.
+The adapter turns one processor output into a ``PromptInputs``, builds the variants the signals
+need (``real_variant``, ``visual_counterfactual``, ``temporal_counterfactual``) and scores the
+``G`` completions of a prompt under a variant (``score_completions``, no gradient) or computes
+their log-probs for the loss (``policy_logps``, with gradient). How the passes run is the
+execution strategy's business (``models/prompt.py``): ``CachedPrefixStrategy`` by default,
+``RootForwardStrategy`` under FSDP2 or ZeRO-3, chosen once when the adapter is built.
 
 Positions come from the family's own ``get_rope_index`` on the whole prompt + completion
-sequence, exactly as a plain forward computes them, so the cached path reproduces it.
-
-Counterfactual inputs are *variants* of the prompt that differ only in the visual features
-(or, for ``drop_tokens``, in the tokens). Because every Qwen-VL vision encoder attends within
-one temporal patch group at a time and its positions depend only on the grid, permuting the
-encoder's output rows group by group equals encoding group-permuted frames: the temporal
-counterfactual needs no second encoder run.
-
-Under FSDP (``root_forward`` mode, chosen automatically when the model is FSDP-wrapped or its
-parameters are partitioned by DeepSpeed ZeRO-3, see ``needs_root_forward``) every
-pass goes through the model's *root* forward, ``model(...)``, because FSDP gathers the
-parameters that no nested FSDP unit owns (embeddings, ``lm_head``, norms, the vision
-encoder's patch embedding and merger) only inside it. The same savings survive: the prompt
-runs once per variant (a root forward with ``use_cache``, its cache repeated for the ``G``
-completions, which run in a second root forward), and the vision encoder still runs once per
-prompt (the first root forward returns the encoder's output, which later passes take back as
-``mm_encoder_outputs``, zeroed or permuted). What is lost is the chunked ``lm_head``: the root
-forward returns the ``[G, T, vocab]`` logits, and ``chunk_size`` then bounds the log-softmax
-only. Every process must run the same sequence of root forwards (FSDP's collectives pair up
-across processes), so passes that a prompt does not need (the temporal counterfactual of an
-image) run as placeholders (``lockstep``, ``placeholder_variant``).
+sequence, exactly as a plain forward computes them, so a pass that runs the completions on a
+cached prefix reproduces it. Because every Qwen-VL vision encoder attends within one temporal
+patch group at a time and its positions depend only on the grid, permuting the encoder's output
+rows group by group equals encoding group-permuted frames: the temporal counterfactual needs no
+second encoder run.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import torch
 
 from ..core.signals import token_logps_and_entropy
-
-VISUAL_MODES = ("zero_embeddings", "drop_tokens", "zero_pixels")
-TEMPORAL_MODES = ("permute_groups", "raw_frames")
-
-# Keys of a processor's output that describe the prompt; anything else is ignored.
-_PROMPT_KEYS = (
-    "input_ids",
-    "attention_mask",
-    "mm_token_type_ids",
-    "pixel_values",
-    "image_grid_thw",
-    "pixel_values_videos",
-    "video_grid_thw",
-    "second_per_grid_ts",
+from .cached_prefix import CachedPrefixStrategy
+from .prompt import (
+    PIXEL_GRIDS,
+    PROMPT_KEYS,
+    TEMPORAL_MODES,
+    VISUAL_MODES,
+    ExecutionStrategy,
+    PromptInputs,
+    PromptVariant,
 )
-
-
-def is_fsdp_wrapped(model: torch.nn.Module) -> bool:
-    """True when ``model`` or any of its submodules is sharded by FSDP (FSDP1's
-    ``FullyShardedDataParallel`` or FSDP2's ``fully_shard``)."""
-    try:
-        from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
-    except ImportError:  # a torch without distributed support
-        return False
-    return any(isinstance(module, (FSDPModule, FullyShardedDataParallel)) for module in model.modules())
-
-
-def is_zero3_partitioned(model: torch.nn.Module) -> bool:
-    """True when DeepSpeed ZeRO-3 has partitioned ``model``'s parameters (they carry ``ds_id``).
-
-    ZeRO-3 all-gathers a module's weights, a collective, each time the module runs, so every
-    process must call the same modules the same number of times: the fast path's chunked
-    ``lm_head`` (one call per chunk of each process's own completions) and skipped passes for
-    images would pair collectives up wrongly. The root-forward path keeps processes in step."""
-    return any(hasattr(parameter, "ds_id") for parameter in model.parameters())
-
-
-def needs_root_forward(model: torch.nn.Module) -> bool:
-    """Whether the adapter must run every pass through ``model(...)`` in lockstep: FSDP, or
-    DeepSpeed ZeRO-3."""
-    return is_fsdp_wrapped(model) or is_zero3_partitioned(model)
-
-
-@dataclass
-class _StashedPrefix:
-    """The real prompt's root-forward prefix pass, kept by ``encode`` for the real scoring pass."""
-
-    input_ids: torch.Tensor
-    features: dict
-    first_logits: torch.Tensor  # [1, 1, V]: the prompt's last position
-    cache: object
-
-
-@dataclass
-class PromptInputs:
-    """One prompt as the processor produced it, batch 1, on the model's device, padding removed."""
-
-    input_ids: torch.Tensor  # [1, P]
-    mm_token_type_ids: torch.Tensor  # [1, P]: 0 text, 1 image, 2 video
-    pixel_values: torch.Tensor | None = None
-    image_grid_thw: torch.Tensor | None = None
-    pixel_values_videos: torch.Tensor | None = None
-    video_grid_thw: torch.Tensor | None = None
-    second_per_grid_ts: torch.Tensor | None = None
-
-    @property
-    def num_temporal_groups(self) -> int:
-        """Temporal patch groups of the prompt's video (0 without a video)."""
-        return 0 if self.video_grid_thw is None else int(self.video_grid_thw[0, 0])
-
-
-@dataclass
-class PromptVariant:
-    """A prompt as the decoder sees it: tokens plus (possibly altered) visual features."""
-
-    input_ids: torch.Tensor  # [1, P']
-    mm_token_type_ids: torch.Tensor  # [1, P']
-    encoder_outputs: dict = field(default_factory=dict)  # "image"/"video" -> encoder output
-    image_grid_thw: torch.Tensor | None = None
-    video_grid_thw: torch.Tensor | None = None
-    second_per_grid_ts: torch.Tensor | None = None
-    #: root-forward mode only: pixel inputs (``pixel_values``/``pixel_values_videos`` and their
-    #: grids) the root forward encodes itself, for variants that re-encode (``zero_pixels``,
-    #: ``raw_frames``); ``encoder_outputs`` is then empty.
-    pixel_inputs: dict = field(default_factory=dict)
+from .root_forward import RootForwardStrategy, needs_root_forward
 
 
 class QwenVLAdapter:
-    """Base adapter; a subclass per family declares what differs (see ``models/qwen*.py``)."""
+    """Base adapter; a subclass per family declares what differs (see ``models/qwen*.py``).
+
+    Args:
+        model: a ``...ForConditionalGeneration`` of the family (possibly sharded).
+        root_forward: run every pass through ``model(...)`` in lockstep
+            (``RootForwardStrategy``); None detects FSDP / ZeRO-3 (``needs_root_forward``).
+    """
 
     #: ``config.model_type`` values this adapter serves.
     model_types: tuple[str, ...] = ()
@@ -140,9 +52,6 @@ class QwenVLAdapter:
 
     def __init__(self, model: torch.nn.Module, root_forward: bool | None = None) -> None:
         self.model = model
-        #: run every pass through ``model(...)`` in lockstep (FSDP, ZeRO-3); None: detect it.
-        self.root_forward = needs_root_forward(model) if root_forward is None else bool(root_forward)
-        self._stash: _StashedPrefix | None = None
         self.inner = model.model  # the ...VLModel: visual encoder + language model
         self.lm_head = model.get_output_embeddings()
         config = model.config
@@ -154,14 +63,26 @@ class QwenVLAdapter:
         self.spatial_merge_size = vision.spatial_merge_size
         #: how many times the vision encoder ran; tests check "once per prompt".
         self.encoder_calls = 0
+        self.root_forward = needs_root_forward(model) if root_forward is None else bool(root_forward)
 
-    # ------------------------------------------------------------------ inputs
+    # ------------------------------------------------------------------ strategy
+
+    @property
+    def root_forward(self) -> bool:
+        """Whether the root-forward strategy runs the passes; setting it switches strategy."""
+        return isinstance(self.strategy, RootForwardStrategy)
+
+    @root_forward.setter
+    def root_forward(self, value: bool) -> None:
+        self.strategy: ExecutionStrategy = RootForwardStrategy(self) if value else CachedPrefixStrategy(self)
 
     @property
     def lockstep(self) -> bool:
         """Whether every process must run the same passes (FSDP's collectives pair up across
         processes): a caller then runs ``placeholder_variant`` passes for the ones it skips."""
-        return self.root_forward
+        return self.strategy.lockstep
+
+    # ------------------------------------------------------------------ inputs
 
     @property
     def device(self) -> torch.device:
@@ -172,19 +93,26 @@ class QwenVLAdapter:
             return torch.device(mesh.device_type, module.current_device())
         return weight.device
 
-    def prepare(self, prompt_inputs: Mapping[str, torch.Tensor]) -> PromptInputs:
-        """Validate a processor output for one prompt and move it to the model's device."""
+    def _check_prompt_inputs(self, prompt_inputs: Mapping[str, torch.Tensor]) -> None:
         if not isinstance(prompt_inputs, Mapping) or "input_ids" not in prompt_inputs:
             raise ValueError("prompt_inputs must be the processor's output (a mapping with 'input_ids')")
-        unknown_video = "pixel_values_videos" in prompt_inputs and "video_grid_thw" not in prompt_inputs
-        unknown_image = "pixel_values" in prompt_inputs and "image_grid_thw" not in prompt_inputs
-        if unknown_video or unknown_image:
+        if any(pixels in prompt_inputs and grid not in prompt_inputs for pixels, grid in PIXEL_GRIDS):
             raise ValueError("prompt_inputs has pixel values without their grid_thw; pass the processor's whole output")
-        values = {key: prompt_inputs.get(key) for key in _PROMPT_KEYS}
-        input_ids = values["input_ids"]
+        input_ids = prompt_inputs["input_ids"]
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[0] != 1:
             shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
             raise ValueError(f"prompt_inputs must hold ONE prompt: input_ids of shape [1, P], got {shape}")
+        video_grid = prompt_inputs.get("video_grid_thw")
+        if video_grid is not None and video_grid.shape[0] > 1:
+            raise ValueError(
+                f"prompt_inputs holds {video_grid.shape[0]} videos; attribution handles one video per prompt"
+            )
+
+    def prepare(self, prompt_inputs: Mapping[str, torch.Tensor]) -> PromptInputs:
+        """Validate a processor output for one prompt and move it to the model's device."""
+        self._check_prompt_inputs(prompt_inputs)
+        values = {key: prompt_inputs.get(key) for key in PROMPT_KEYS}
+        input_ids = values["input_ids"]
         keep = torch.ones_like(input_ids[0], dtype=torch.bool)
         if values["attention_mask"] is not None:
             keep = values["attention_mask"][0].bool()
@@ -195,11 +123,6 @@ class QwenVLAdapter:
             types = (input_ids == self.image_token_id).long() + 2 * (input_ids == self.video_token_id).long()
         else:
             types = types[:, keep.to(types.device)].to(device)
-        video_grid = values["video_grid_thw"]
-        if video_grid is not None and video_grid.shape[0] > 1:
-            raise ValueError(
-                f"prompt_inputs holds {video_grid.shape[0]} videos; attribution handles one video per prompt"
-            )
 
         def to_device(tensor: torch.Tensor | None) -> torch.Tensor | None:
             return None if tensor is None else torch.as_tensor(tensor).to(device)
@@ -210,64 +133,25 @@ class QwenVLAdapter:
             pixel_values=to_device(values["pixel_values"]),
             image_grid_thw=to_device(values["image_grid_thw"]),
             pixel_values_videos=to_device(values["pixel_values_videos"]),
-            video_grid_thw=to_device(video_grid),
+            video_grid_thw=to_device(values["video_grid_thw"]),
             second_per_grid_ts=to_device(values["second_per_grid_ts"]),
         )
 
     # ------------------------------------------------------------------ encoder
 
-    def _encode_video(self, pixel_values_videos: torch.Tensor, grid: torch.Tensor):
+    def encode_video(self, pixel_values_videos: torch.Tensor, grid: torch.Tensor):
+        """The vision encoder on a video's pixels (counted in ``encoder_calls``)."""
         self.encoder_calls += 1
         return self.inner.get_video_features(pixel_values_videos, grid, return_dict=True)
 
-    def _encode_image(self, pixel_values: torch.Tensor, grid: torch.Tensor):
+    def encode_image(self, pixel_values: torch.Tensor, grid: torch.Tensor):
+        """The vision encoder on an image's pixels (counted in ``encoder_calls``)."""
         self.encoder_calls += 1
         return self.inner.get_image_features(pixel_values, grid, return_dict=True)
 
     def encode(self, prompt: PromptInputs) -> dict:
-        """Run the vision encoder once for the prompt's image(s) and video.
-
-        In root-forward mode this is the real prompt's prefix pass (a root forward that encodes
-        the pixels on the way); its cache is kept for the next ``score_completions`` call on the
-        real variant, so the prompt still runs once.
-        """
-        if self.root_forward:
-            return self._encode_root(prompt)
-        outputs = {}
-        if prompt.pixel_values is not None:
-            outputs["image"] = self._encode_image(prompt.pixel_values, prompt.image_grid_thw)
-        if prompt.pixel_values_videos is not None:
-            outputs["video"] = self._encode_video(prompt.pixel_values_videos, prompt.video_grid_thw)
-        return outputs
-
-    @staticmethod
-    def _pixel_kwargs(source, repeat: int = 1) -> dict:
-        """The root forward's pixel arguments of a ``PromptInputs`` (or a variant's
-        ``pixel_inputs`` mapping); grids repeated ``repeat`` times (see ``_tiled_encoder``)."""
-        get = source.get if isinstance(source, Mapping) else lambda key: getattr(source, key)
-        kwargs = {}
-        for pixels, grid in (("pixel_values", "image_grid_thw"), ("pixel_values_videos", "video_grid_thw")):
-            if get(pixels) is not None:
-                kwargs[pixels] = get(pixels)
-                kwargs[grid] = get(grid).repeat(repeat, 1)
-        return kwargs
-
-    def _encode_root(self, prompt: PromptInputs) -> dict:
-        self._stash = None
-        pixels = self._pixel_kwargs(prompt)
-        if not pixels:
-            return {}
-        positions = self.rope_positions(self.real_variant(prompt, {}), 0)
-        self.encoder_calls += 1
-        out = self.model(
-            input_ids=prompt.input_ids, position_ids=positions, use_cache=True, logits_to_keep=1, **pixels
-        )
-        features = {}
-        for key, output in (("image", out.image_outputs), ("video", out.video_outputs)):
-            if output is not None:  # keep what the decoder reads, not the encoder's hidden states
-                features[key] = self.map_features(output, lambda item: item)
-        self._stash = _StashedPrefix(prompt.input_ids, features, out.logits[:, -1:], out.cache)
-        return features
+        """Run the vision encoder once for the prompt's image(s) and video."""
+        return self.strategy.encode(prompt)
 
     @staticmethod
     def map_features(output, transform: Callable[[torch.Tensor], torch.Tensor]):
@@ -303,21 +187,10 @@ class QwenVLAdapter:
         if mode == "zero_embeddings":
             zeroed = {key: self.map_features(output, torch.zeros_like) for key, output in features.items()}
             return replace(self.real_variant(prompt, features), encoder_outputs=zeroed)
-        if mode == "zero_pixels" and self.root_forward:
-            pixels = self._pixel_kwargs(prompt)
-            for key in ("pixel_values", "pixel_values_videos"):
-                if key in pixels:
-                    pixels[key] = torch.zeros_like(pixels[key])
-            return replace(self.real_variant(prompt, features), encoder_outputs={}, pixel_inputs=pixels)
         if mode == "zero_pixels":
-            encoded = {}
-            if prompt.pixel_values is not None:
-                encoded["image"] = self._encode_image(torch.zeros_like(prompt.pixel_values), prompt.image_grid_thw)
-            if prompt.pixel_values_videos is not None:
-                encoded["video"] = self._encode_video(
-                    torch.zeros_like(prompt.pixel_values_videos), prompt.video_grid_thw
-                )
-            return replace(self.real_variant(prompt, features), encoder_outputs=encoded)
+            zeroed = {key: torch.zeros_like(getattr(prompt, key)) for key, _ in PIXEL_GRIDS
+                      if getattr(prompt, key) is not None}
+            return self.strategy.reencoded_variant(prompt, features, zeroed)
         if mode == "drop_tokens":
             keep = prompt.mm_token_type_ids[0] == 0
             return PromptVariant(
@@ -357,25 +230,20 @@ class QwenVLAdapter:
         grid = prompt.video_grid_thw[0]
         if mode == "permute_groups":
             video = self.map_features(features["video"], lambda rows: self.permute_group_rows(rows, grid, order))
-        elif mode == "raw_frames" and self.root_forward:
-            pixels = self._pixel_kwargs(prompt)
-            pixels["pixel_values_videos"] = self.permute_frames(prompt.pixel_values_videos, grid, order)
-            return replace(self.real_variant(prompt, features), encoder_outputs={}, pixel_inputs=pixels)
-        elif mode == "raw_frames":
+            return replace(self.real_variant(prompt, features), encoder_outputs={**features, "video": video})
+        if mode == "raw_frames":
             shuffled = self.permute_frames(prompt.pixel_values_videos, grid, order)
-            video = self._encode_video(shuffled, prompt.video_grid_thw)
-        else:
-            raise ValueError(f"temporal_mode must be one of {', '.join(TEMPORAL_MODES)}; got {mode!r}")
-        return replace(self.real_variant(prompt, features), encoder_outputs={**features, "video": video})
+            return self.strategy.reencoded_variant(prompt, features, {"pixel_values_videos": shuffled})
+        raise ValueError(f"temporal_mode must be one of {', '.join(TEMPORAL_MODES)}; got {mode!r}")
 
     def placeholder_variant(self, prompt: PromptInputs, features: dict, temporal_mode: str) -> PromptVariant:
         """A variant whose pass has the shape of a temporal counterfactual's (the same modules
         run), for a prompt that has none (an image, a one-group video): under ``lockstep`` the
-        caller scores it and discards the result, so every process runs the same passes."""
-        if temporal_mode == "raw_frames" and self.root_forward:
-            return replace(self.real_variant(prompt, features), encoder_outputs={}, pixel_inputs=self._pixel_kwargs(prompt))
+        caller scores it and discards the result, so every process runs the same passes.
+        ``raw_frames`` re-encodes the prompt's own pixels, as a shuffle would re-encode."""
         if temporal_mode == "raw_frames":
-            return self.visual_counterfactual(prompt, features, "zero_pixels")  # re-encodes, like raw_frames
+            own_pixels = {key: getattr(prompt, key) for key, _ in PIXEL_GRIDS if getattr(prompt, key) is not None}
+            return self.strategy.reencoded_variant(prompt, features, own_pixels)
         return replace(
             self.real_variant(prompt, features),
             encoder_outputs={key: self.map_features(output, lambda item: item) for key, output in features.items()},
@@ -390,8 +258,7 @@ class QwenVLAdapter:
         tail = ids.new_zeros(1, completion_length)  # completion tokens are text: only their type matters
         full_ids = torch.cat([ids, tail], dim=1)
         full_types = torch.cat([variant.mm_token_type_ids, variant.mm_token_type_ids.new_zeros(1, completion_length)], 1)
-        has_visual = bool(full_types.any())
-        if not has_visual:
+        if not bool(full_types.any()):
             return torch.arange(full_ids.shape[1], device=ids.device).view(1, 1, -1).expand(3, 1, -1)
         extra = {key: getattr(variant, key) for key in self.rope_extra_keys}
         positions, _ = self.inner.get_rope_index(
@@ -412,96 +279,7 @@ class QwenVLAdapter:
         temperature: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-probs ``[G, T]`` (and entropy) of the completions given this prompt variant."""
-        if self.root_forward:
-            return self._score_root(variant, completion_ids, chunk_size, with_entropy, temperature)
-        num_completions, length = completion_ids.shape
-        positions = self.rope_positions(variant, length)
-        prompt_length = variant.input_ids.shape[1]
-        prompt_out, cache = self._prefix(variant, positions, num_completions)
-        completion_out = self.inner(
-            input_ids=completion_ids,
-            position_ids=positions[:, :, prompt_length:].expand(3, num_completions, length),
-            cache=cache,
-            use_cache=True,
-        )
-        # Position p's hidden state predicts token p + 1: the prompt's last state predicts the
-        # first completion token, completion state t predicts token t + 1.
-        last_prompt = prompt_out.last_hidden_state[:, -1:].expand(num_completions, 1, -1)
-        predictors = torch.cat([last_prompt, completion_out.last_hidden_state[:, :-1]], dim=1)
-        del prompt_out, completion_out, cache
-        return self.logps_from_hidden(predictors, completion_ids, chunk_size, with_entropy, temperature)
-
-    def _prefix(self, variant: PromptVariant, positions: torch.Tensor, num_completions: int):
-        """Run the prompt once; its KV cache, repeated for the ``G`` completions to run on."""
-        prompt_out = self.inner(
-            input_ids=variant.input_ids,
-            position_ids=positions[:, :, : variant.input_ids.shape[1]],
-            mm_encoder_outputs=dict(variant.encoder_outputs) or None,
-            use_cache=True,
-        )
-        cache = prompt_out.cache
-        cache.batch_repeat_interleave(num_completions)
-        return prompt_out, cache
-
-    def _take_stash(self, variant: PromptVariant) -> _StashedPrefix | None:
-        """The stashed real prefix if ``variant`` is the real prompt it was computed for (once)."""
-        stash = self._stash
-        if (
-            stash is None
-            or variant.pixel_inputs
-            or variant.input_ids is not stash.input_ids
-            or variant.encoder_outputs.keys() != stash.features.keys()
-            or any(variant.encoder_outputs[key] is not output for key, output in stash.features.items())
-        ):
-            return None
-        self._stash = None
-        return stash
-
-    def _root_prefix(self, forward: Callable, variant: PromptVariant, positions: torch.Tensor, num_completions: int):
-        """Root forward of the prompt: the logits of its last position ``[1, 1, V]`` and its KV
-        cache repeated for the ``G`` completions."""
-        prompt_length = variant.input_ids.shape[1]
-        stash = self._take_stash(variant)
-        if stash is not None:
-            first_logits, cache = stash.first_logits, stash.cache
-        else:
-            kwargs = {}
-            if variant.pixel_inputs:
-                self.encoder_calls += 1
-                kwargs = dict(variant.pixel_inputs)
-            elif variant.encoder_outputs:
-                kwargs = {"mm_encoder_outputs": dict(variant.encoder_outputs)}
-            out = forward(
-                input_ids=variant.input_ids,
-                position_ids=positions[:, :, :prompt_length],
-                use_cache=True,
-                logits_to_keep=1,
-                **kwargs,
-            )
-            first_logits, cache = out.logits[:, -1:], out.cache
-        cache.batch_repeat_interleave(num_completions)
-        return first_logits, cache
-
-    def _root_completion_logits(self, forward: Callable, variant: PromptVariant, completion_ids: torch.Tensor):
-        """``[G, T, V]`` logits predicting the completion tokens, from two root forwards: the
-        prompt (cached) and the completions on its repeated cache."""
-        num_completions, length = completion_ids.shape
-        positions = self.rope_positions(variant, length)
-        prompt_length = variant.input_ids.shape[1]
-        first_logits, cache = self._root_prefix(forward, variant, positions, num_completions)
-        out = forward(
-            input_ids=completion_ids,
-            position_ids=positions[:, :, prompt_length:].expand(3, num_completions, length),
-            cache=cache,
-            use_cache=True,
-        )
-        return torch.cat([first_logits.expand(num_completions, 1, -1), out.logits[:, :-1]], dim=1)
-
-    def _score_root(self, variant, completion_ids, chunk_size, with_entropy, temperature):
-        logits = self._root_completion_logits(self.model, variant, completion_ids)
-        if temperature != 1.0:
-            logits = logits / temperature
-        return token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=with_entropy)
+        return self.strategy.score_completions(variant, completion_ids, chunk_size, with_entropy, temperature)
 
     def logps_from_hidden(
         self,
@@ -531,15 +309,6 @@ class QwenVLAdapter:
 
     # ------------------------------------------------------------------ the training forward
 
-    @staticmethod
-    def _repeat_features(output, times: int):
-        """An encoder output whose per-item tuples hold ``times`` copies (one per sequence)."""
-        fields = {"pooler_output": tuple(output.pooler_output) * times}
-        deepstack = getattr(output, "deepstack_features", None)
-        if deepstack is not None:
-            fields["deepstack_features"] = [tuple(layer) * times for layer in deepstack]
-        return type(output)(**fields)
-
     def policy_logps(
         self,
         forward: Callable,
@@ -551,115 +320,14 @@ class QwenVLAdapter:
     ) -> torch.Tensor:
         """Log-probs ``[G, T]`` of the completions *with gradient*, for the loss.
 
-        ``forward`` is the (possibly DDP/DeepSpeed-wrapped) model's ``__call__``: exactly one
-        call goes through it per prompt, so a distributed wrapper sees one forward per backward.
-        The vision encoder and, with ``share_prefix``, the prompt prefix run on the inner
-        modules with gradient: their parameters' gradients reach the same backward pass.
-
-        ``share_prefix=False`` (needed under gradient checkpointing, which drops KV caches)
-        runs ``[G, P + T]`` full sequences instead, still encoding the video once.
-
-        In root-forward mode (FSDP) everything runs through ``forward``: with ``share_prefix``
-        two root forwards (the prompt, which encodes the video, then the completions on its
-        repeated cache; FSDP2 takes several forwards per backward), else one over ``[G, P + T]``
-        in which the encoder's output is repeated for the ``G`` rows (``_tiled_encoder``).
+        ``forward`` is the (possibly DDP/DeepSpeed/FSDP-wrapped) model's ``__call__``: the
+        cached-prefix strategy sends exactly one call through it per prompt, so a distributed
+        wrapper sees one forward per backward. ``share_prefix=False`` (needed under gradient
+        checkpointing, which drops KV caches) runs ``[G, P + T]`` full sequences instead, still
+        encoding the video once. See each strategy's ``policy_logits``.
         """
-        logits = (
-            self._policy_logits_root(forward, prompt, completion_ids, share_prefix) if self.root_forward
-            else self._policy_logits(forward, prompt, completion_ids, share_prefix)
-        )
+        logits = self.strategy.policy_logits(forward, prompt, completion_ids, share_prefix)
         if temperature != 1.0:
             logits = logits / temperature
         logps, _ = token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=False)
         return logps
-
-    def _policy_logits(self, forward, prompt, completion_ids, share_prefix):
-        """The fast path's logits ``[G, T, vocab]`` of the completions, with gradient."""
-        features = self.encode(prompt)
-        variant = self.real_variant(prompt, features)
-        num_completions, length = completion_ids.shape
-        positions = self.rope_positions(variant, length)
-        prompt_length = variant.input_ids.shape[1]
-        if share_prefix:
-            prompt_out, cache = self._prefix(variant, positions, num_completions)
-            first_logits = self.lm_head(prompt_out.last_hidden_state[:, -1:]).expand(num_completions, -1, -1)
-            out = forward(
-                input_ids=completion_ids,
-                position_ids=positions[:, :, prompt_length:].expand(3, num_completions, length),
-                cache=cache,
-                use_cache=True,
-            )
-            logits = torch.cat([first_logits, out.logits[:, :-1]], dim=1)
-        else:
-            full_ids = torch.cat([variant.input_ids.expand(num_completions, -1), completion_ids], dim=1)
-            repeated = {key: self._repeat_features(output, num_completions) for key, output in features.items()}
-            out = forward(
-                input_ids=full_ids,
-                position_ids=positions.expand(3, num_completions, -1),
-                mm_encoder_outputs=repeated or None,
-                use_cache=False,
-                logits_to_keep=length + 1,
-            )
-            logits = out.logits[:, :-1]
-        return logits
-
-    def _policy_logits_root(self, forward, prompt, completion_ids, share_prefix):
-        """The same logits with every pass through the root forward (FSDP, ZeRO-3)."""
-        variant = self.real_variant(prompt, {})
-        if share_prefix:
-            variant.pixel_inputs = self._pixel_kwargs(prompt)
-            logits = self._root_completion_logits(forward, variant, completion_ids)
-        else:
-            num_completions, length = completion_ids.shape
-            positions = self.rope_positions(variant, length)
-            full_ids = torch.cat([variant.input_ids.expand(num_completions, -1), completion_ids], dim=1)
-            pixels = self._pixel_kwargs(prompt, repeat=num_completions)
-            self.encoder_calls += bool(pixels)
-            with self._tiled_encoder(num_completions):
-                out = forward(
-                    input_ids=full_ids,
-                    position_ids=positions.expand(3, num_completions, -1),
-                    use_cache=False,
-                    logits_to_keep=length + 1,
-                    **pixels,
-                )
-            logits = out.logits[:, :-1]
-        return logits
-
-    @contextlib.contextmanager
-    def _tiled_encoder(self, times: int) -> Iterator[None]:
-        """Inside, the vision encoder encodes each image/video once and returns its output
-        ``times`` times, as if it had been given ``times`` copies.
-
-        The root forward is called with each grid repeated ``times`` times (one copy per
-        sequence of the batch) but the pixels once: a pre-hook hands the encoder the grids of
-        one copy, a hook tiles its output (merged embeddings and Qwen3-VL's deepstack features)
-        to match the repeated grids. The gradient of every copy flows back into the one encoding.
-        """
-        visual = self.inner.visual
-
-        def one_copy_of_the_grids(module, args, kwargs):
-            if "grid_thw" in kwargs:
-                grid = kwargs["grid_thw"]
-                kwargs = {**kwargs, "grid_thw": grid[: grid.shape[0] // times]}
-            else:
-                grid = args[1]
-                args = (args[0], grid[: grid.shape[0] // times], *args[2:])
-            return args, kwargs
-
-        def tiled(module, args, output):
-            output.pooler_output = output.pooler_output.repeat(times, 1)
-            deepstack = getattr(output, "deepstack_features", None)
-            if deepstack is not None:
-                output.deepstack_features = [feature.repeat(times, 1) for feature in deepstack]
-            return output
-
-        handles = [
-            visual.register_forward_pre_hook(one_copy_of_the_grids, with_kwargs=True),
-            visual.register_forward_hook(tiled),
-        ]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()

@@ -4,27 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from ..data.dataset import VideoR1Dataset
+from ..models.loading import ModelLoadError, load_local_model
 from .config import ConfigError, VideoGRPOConfig
 from .trainer import VideoGRPOTrainer
-
-
-def load_local_model(path: str | Path, bf16: bool = False):
-    """A policy and its processor from a local directory (never a hub download, never remote code)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    directory = Path(path)
-    if not (directory / "config.json").is_file():
-        raise ConfigError(
-            f"model={str(path)!r} is not a model directory (no config.json there); videoktr loads models "
-            "from a local path: download the checkpoint first, or try `videoktr tiny-model --out DIR`"
-        )
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    model = AutoModelForImageTextToText.from_pretrained(directory, dtype=dtype, local_files_only=True, trust_remote_code=False)
-    processor = AutoProcessor.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
-    return model, processor
 
 
 def _resume_argument(config: VideoGRPOConfig) -> str | bool | None:
@@ -44,7 +27,10 @@ def train(config: VideoGRPOConfig):
         raise ConfigError("model is required: the local directory of the policy (--model PATH)")
     if config.dataset is None:
         raise ConfigError("dataset is required: a Video-R1 format .json or .jsonl file (--dataset FILE)")
-    model, processor = load_local_model(config.model, bf16=config.bf16)
+    try:
+        model, processor = load_local_model(config.model, bf16=config.bf16)
+    except ModelLoadError as error:  # the model path is a configuration key
+        raise ConfigError(str(error)) from error
     dataset = VideoR1Dataset(
         config.dataset,
         data_root=config.data_root,

@@ -24,7 +24,7 @@ from ..data.cycle import CachedShuffleCycle
 from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter
-from .rollout import eos_token_ids
+from ..models.generation import eos_token_ids
 
 
 def sft_target(sample: Sample) -> str:

@@ -50,7 +50,7 @@ from ..data.video import DecodedVideo, ImageDecodeError, VideoDecodeError
 from ..models import get_adapter
 from ..rewards import compute_rewards, load_reward_function
 from .config import ConfigError, VideoGRPOConfig
-from .rollout import generate_completions
+from ..models.generation import generate_completions
 
 # How many replacement samples are tried when a sample's media cannot be decoded.
 _MAX_REPLACEMENTS = 32

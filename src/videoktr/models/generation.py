@@ -1,4 +1,6 @@
-"""Sampling G completions for one prompt, and the completion mask that says which tokens count."""
+"""Generation with transformers' ``generate``: G sampled completions of one prompt (rollouts) and
+greedy or low-temperature answers to a batch of prompts (evaluation), with the generation
+settings both use and the completion mask that says which generated tokens count."""
 
 from __future__ import annotations
 
@@ -87,3 +89,24 @@ def generate_completions(
     if completion_ids.shape[1] == 0:  # cannot happen with max_new_tokens >= 1, but keep shapes valid
         completion_ids = torch.full((sequences.shape[0], 1), config.pad_token_id, dtype=sequences.dtype, device=device)
     return completion_ids, completion_mask_from_eos(completion_ids, config.eos_token_id)
+
+
+@torch.no_grad()
+def generate_texts(
+    model,
+    processor,
+    inputs: Mapping[str, torch.Tensor],
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+) -> list[str]:
+    """One answer per prompt of a processed batch (``data.build_batch_inputs``), decoded with
+    special tokens skipped; greedy when ``temperature <= 0`` (see ``generation_config``)."""
+    config = generation_config(model, processor, max_new_tokens, temperature, top_p)
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    prompt_length = inputs["input_ids"].shape[1]
+    sequences = model.generate(**inputs, generation_config=config)
+    return processor.batch_decode(
+        sequences[:, prompt_length:], skip_special_tokens=True, clean_up_tokenization_spaces=False
+    )

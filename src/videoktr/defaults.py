@@ -1,0 +1,28 @@
+"""Defaults that more than one part of videoktr uses: each is written here once, and the data
+layer, the trainer's configuration, the evaluation runner and the CLI read it from here.
+
+Frame sampling of training videos follows Video-R1 (2 frames per second, 4 to 16 frames);
+evaluation generation follows the benchmarks' own Qwen-VL settings (Video-Holmes, Video-R1:
+16 uniformly sampled frames, temperature 0.1, top-p 0.001, up to 1,024 new tokens). The
+scoring passes' chunk size is the core's (``core.signals.DEFAULT_CHUNK_SIZE``).
+"""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------- frame sampling (training)
+FPS = 2.0
+"""Frames sampled per second of a training video."""
+MIN_FRAMES = 4
+"""Fewest frames sampled per video (a short clip is sampled faster)."""
+MAX_FRAMES = 16
+"""Most frames sampled per video (a long clip is sampled slower)."""
+
+# ---------------------------------------------------------------- evaluation generation
+EVAL_NUM_FRAMES = 16
+"""Frames per video, sampled uniformly over the whole video (16, 32 or 64 in the papers)."""
+EVAL_TEMPERATURE = 0.1
+"""Sampling temperature of evaluation answers; 0 or below is greedy."""
+EVAL_TOP_P = 0.001
+"""Nucleus mass of evaluation answers (with 0.1 this is nearly greedy, as the papers run it)."""
+EVAL_MAX_NEW_TOKENS = 1024
+"""Longest evaluation answer, in tokens."""

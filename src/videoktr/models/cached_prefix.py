@@ -1,0 +1,132 @@
+"""The default execution strategy: the prompt runs once per variant, its KV cache serves the
+``G`` completions, and ``lm_head`` runs over chunks of positions.
+
+A scoring pass (``score_completions``):
+
+1. the prompt (one video or image + text, batch 1) runs once through the decoder with its
+   visual features *already computed* (transformers' ``mm_encoder_outputs`` argument), and
+   leaves a KV cache;
+2. the cache is repeated for the ``G`` completions, which run as one ``[G, T]`` batch on top
+   of it: the prompt is never recomputed per completion;
+3. log-probs (and, for the real input, the entropy) come from the decoder's hidden states chunk
+   by chunk through ``lm_head`` (``QwenVLAdapter.logps_from_hidden``): no ``[G, T, vocab]``
+   logits tensor is ever built.
+
+The training pass (``policy_logits``) calls the (possibly DDP/DeepSpeed-wrapped) model's
+``forward`` exactly once per prompt, so a distributed wrapper sees one forward per backward;
+the vision encoder and the shared prompt prefix run on the inner modules with gradient, and
+their parameters' gradients reach the same backward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from .prompt import PromptInputs, PromptVariant
+
+if TYPE_CHECKING:
+    from .base import QwenVLAdapter
+
+
+class CachedPrefixStrategy:
+    """Encoder and decoder called as submodules; see the module docstring."""
+
+    lockstep = False
+
+    def __init__(self, adapter: QwenVLAdapter) -> None:
+        self.adapter = adapter
+
+    def encode(self, prompt: PromptInputs) -> dict:
+        adapter = self.adapter
+        outputs = {}
+        if prompt.pixel_values is not None:
+            outputs["image"] = adapter.encode_image(prompt.pixel_values, prompt.image_grid_thw)
+        if prompt.pixel_values_videos is not None:
+            outputs["video"] = adapter.encode_video(prompt.pixel_values_videos, prompt.video_grid_thw)
+        return outputs
+
+    def reencoded_variant(self, prompt: PromptInputs, features: dict, pixels: dict) -> PromptVariant:
+        adapter = self.adapter
+        encoded = {}
+        if "pixel_values" in pixels:
+            encoded["image"] = adapter.encode_image(pixels["pixel_values"], prompt.image_grid_thw)
+        if "pixel_values_videos" in pixels:
+            encoded["video"] = adapter.encode_video(pixels["pixel_values_videos"], prompt.video_grid_thw)
+        return replace(adapter.real_variant(prompt, features), encoder_outputs={**features, **encoded})
+
+    def _prefix(self, variant: PromptVariant, positions: torch.Tensor, num_completions: int):
+        """Run the prompt once; its KV cache, repeated for the ``G`` completions to run on."""
+        prompt_out = self.adapter.inner(
+            input_ids=variant.input_ids,
+            position_ids=positions[:, :, : variant.input_ids.shape[1]],
+            mm_encoder_outputs=dict(variant.encoder_outputs) or None,
+            use_cache=True,
+        )
+        cache = prompt_out.cache
+        cache.batch_repeat_interleave(num_completions)
+        return prompt_out, cache
+
+    def score_completions(self, variant, completion_ids, chunk_size, with_entropy, temperature):
+        adapter = self.adapter
+        num_completions, length = completion_ids.shape
+        positions = adapter.rope_positions(variant, length)
+        prompt_length = variant.input_ids.shape[1]
+        prompt_out, cache = self._prefix(variant, positions, num_completions)
+        completion_out = adapter.inner(
+            input_ids=completion_ids,
+            position_ids=positions[:, :, prompt_length:].expand(3, num_completions, length),
+            cache=cache,
+            use_cache=True,
+        )
+        # Position p's hidden state predicts token p + 1: the prompt's last state predicts the
+        # first completion token, completion state t predicts token t + 1.
+        last_prompt = prompt_out.last_hidden_state[:, -1:].expand(num_completions, 1, -1)
+        predictors = torch.cat([last_prompt, completion_out.last_hidden_state[:, :-1]], dim=1)
+        del prompt_out, completion_out, cache
+        return adapter.logps_from_hidden(predictors, completion_ids, chunk_size, with_entropy, temperature)
+
+    @staticmethod
+    def _repeat_features(output, times: int):
+        """An encoder output whose per-item tuples hold ``times`` copies (one per sequence)."""
+        fields = {"pooler_output": tuple(output.pooler_output) * times}
+        deepstack = getattr(output, "deepstack_features", None)
+        if deepstack is not None:
+            fields["deepstack_features"] = [tuple(layer) * times for layer in deepstack]
+        return type(output)(**fields)
+
+    def policy_logits(self, forward: Callable, prompt: PromptInputs, completion_ids: torch.Tensor,
+                      share_prefix: bool) -> torch.Tensor:
+        """With ``share_prefix`` the prompt runs once on the inner modules and the completions
+        on its repeated cache through ``forward``; without (gradient checkpointing drops KV
+        caches) ``[G, P + T]`` full sequences run through ``forward``, the video still encoded
+        once and its features repeated for the ``G`` rows."""
+        adapter = self.adapter
+        features = self.encode(prompt)
+        variant = adapter.real_variant(prompt, features)
+        num_completions, length = completion_ids.shape
+        positions = adapter.rope_positions(variant, length)
+        prompt_length = variant.input_ids.shape[1]
+        if share_prefix:
+            prompt_out, cache = self._prefix(variant, positions, num_completions)
+            first_logits = adapter.lm_head(prompt_out.last_hidden_state[:, -1:]).expand(num_completions, -1, -1)
+            out = forward(
+                input_ids=completion_ids,
+                position_ids=positions[:, :, prompt_length:].expand(3, num_completions, length),
+                cache=cache,
+                use_cache=True,
+            )
+            return torch.cat([first_logits, out.logits[:, :-1]], dim=1)
+        full_ids = torch.cat([variant.input_ids.expand(num_completions, -1), completion_ids], dim=1)
+        repeated = {key: self._repeat_features(output, num_completions) for key, output in features.items()}
+        out = forward(
+            input_ids=full_ids,
+            position_ids=positions.expand(3, num_completions, -1),
+            mm_encoder_outputs=repeated or None,
+            use_cache=False,
+            logits_to_keep=length + 1,
+        )
+        return out.logits[:, :-1]
