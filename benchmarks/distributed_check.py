@@ -82,7 +82,7 @@ class CheckTrainer(VideoGRPOTrainer):
         rollout = super()._rollout(sample, slot)
         args = self.args
         index = self.accelerator.process_index * args.gradient_accumulation_steps * args.per_device_train_batch_size + slot
-        self.recorded.append([self.state.global_step, index, rollout["completion_ids"].tolist()])
+        self.recorded.append([self.state.global_step, index, rollout.completion_ids.tolist()])
         return rollout
 
 

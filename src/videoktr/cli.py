@@ -186,7 +186,7 @@ def _positive_int(text: str) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     """Statistics of the selected tokens in rollout dumps, as text, and optionally HTML / JSON."""
-    from videoktr.analysis.rollouts import (
+    from videoktr.analysis import (
         PosTaggerUnavailable,
         RolloutDumpError,
         analyze_rollouts,

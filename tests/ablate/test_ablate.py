@@ -48,7 +48,7 @@ def test_arm_overrides_give_the_intended_trainer_config(arm, tmp_path):
     assert set(config.selected_signals) == set(signals)
     assert config.temporal_reward_bonus is False and config.ktr_scope == "group"
     if selection != "none":
-        assert config.ktr_ratios == ratio and config.ktr_weighting == weighting
+        assert config.ktr_ratio == ratio and config.ktr_weighting == weighting
 
 
 def test_every_arm_of_the_brief_is_there():
@@ -82,7 +82,7 @@ def test_train_passes_the_overrides_seed_and_output_dir(monkeypatch, tmp_path):
     args = seen["args"]
     assert logs == [{"reward": 0.5, "step": 1}]
     assert args.seed == 7 and args.output_dir == str(tmp_path / "rl") and args.max_steps == 5
-    assert args.ktr_ratios == 0.4 and args.selected_signals == ALL
+    assert args.ktr_ratio == 0.4 and args.selected_signals == ALL
     assert seen["removed"] == ["ProgressCallback", "PrinterCallback"]
     assert seen["added"].description == "RL V+E+T:r=0.4" and seen["added"].disable
 

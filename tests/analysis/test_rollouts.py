@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from videoktr.analysis.rollouts import (
+from videoktr.analysis import (
     POS_INSTALL_HINT,
     PosTaggerUnavailable,
     RolloutDumpError,

@@ -30,8 +30,8 @@ def main() -> None:
 
     def recording_rollout(sample, slot):
         rollout = original(sample, slot)
-        seen.append(rollout["sample"].location)
-        assert rollout["completion_ids"].shape[0] == config.num_generations  # a prompt's G stay here
+        seen.append(rollout.sample.location)
+        assert rollout.completion_ids.shape[0] == config.num_generations  # a prompt's G stay here
         return rollout
 
     trainer._rollout = recording_rollout

@@ -20,7 +20,7 @@ def test_defaults_are_the_papers_choices(out):
     config = load_config(out)
     assert config.token_selection == "ktr"
     assert config.selected_signals == ("visual", "temporal", "entropy")
-    assert config.ktr_ratios == 0.2 and config.ktr_scope == "group" and config.ktr_weighting == "hard"
+    assert config.ktr_ratio == 0.2 and config.ktr_scope == "group" and config.ktr_weighting == "hard"
     assert config.visual_mode == "zero_embeddings" and config.temporal_mode == "permute_groups"
     assert config.loss_aggregation == "seq_mean" and config.mask_kl is True
     assert config.epsilon_high == config.epsilon == 0.2
@@ -53,9 +53,9 @@ def test_yaml_overrides_preset_and_flags_override_yaml(tmp_path, out):
 
 def test_per_signal_ratios_from_yaml_mapping_and_flag_string(tmp_path, out):
     recipe = write_yaml(tmp_path, "ktr_ratio: {visual: 0.3, temporal: 0.2, entropy: 0.1}\n")
-    assert load_config(out, config_file=recipe).ktr_ratios == {"visual": 0.3, "temporal": 0.2, "entropy": 0.1}
+    assert load_config(out, config_file=recipe).ktr_ratio == {"visual": 0.3, "temporal": 0.2, "entropy": 0.1}
     config = load_config(["--ktr_signals", "visual", "entropy", "--ktr_ratio", "visual=0.25,entropy=0.1", *out])
-    assert config.ktr_ratios == {"visual": 0.25, "entropy": 0.1}
+    assert config.ktr_ratio == {"visual": 0.25, "entropy": 0.1}
     assert parse_ratio(0.5) == 0.5
 
 

@@ -64,7 +64,7 @@ def fresh_rollouts(trainer, count=2):
         warnings.simplefilter("ignore")
         rollouts = trainer._prepare_inputs([trainer.train_dataset[i] for i in range(count)])
     for rollout in rollouts:  # fixed, nonzero advantages: the test must not depend on sampled rewards
-        rollout["advantages"] = torch.tensor([1.0, -0.5, 0.25])
+        rollout.advantages = torch.tensor([1.0, -0.5, 0.25])
     return rollouts
 
 
@@ -93,10 +93,10 @@ def test_ratio_one_ktr_loss_equals_vanilla_grpo_loss(tiny_model_dir, dataset_fil
     trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--preset", "video_ktr", "--ktr_ratio", "1.0")
     rollouts = fresh_rollouts(trainer)
     for rollout in rollouts:
-        assert torch.equal(rollout["token_weights"], rollout["completion_mask"])
+        assert torch.equal(rollout.token_weights, rollout.completion_mask)
     ktr = trainer.compute_loss(trainer.model, rollouts)
     for rollout in rollouts:
-        rollout["token_weights"] = None
+        rollout.token_weights = None
     vanilla = trainer.compute_loss(trainer.model, rollouts)
     assert ktr.item() != 0.0
     assert ktr.item() == pytest.approx(vanilla.item(), rel=1e-6, abs=1e-7)
@@ -117,8 +117,8 @@ def test_only_selected_tokens_receive_gradient(tiny_model_dir, dataset_file, tmp
     monkeypatch.setattr(trainer_module, "grpo_loss", capturing_loss)
     trainer.compute_loss(trainer.model, rollouts).backward()
     (grad,) = captured
-    selected = rollouts[0]["token_weights"]
-    assert selected.any() and (~selected & rollouts[0]["completion_mask"]).any()
+    selected = rollouts[0].token_weights
+    assert selected.any() and (~selected & rollouts[0].completion_mask).any()
     assert (grad[~selected] == 0).all()
     assert (grad[selected] != 0).all()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in trainer.model.named_parameters() if "visual" in n)
@@ -209,7 +209,7 @@ def test_num_iterations_reuses_rollouts_with_old_logps(tiny_model_dir, dataset_f
     order = list(sampler)
     assert order[:2] == order[2:4]  # the sampler repeats each step's prompts num_iterations times
     for rollout in trainer._rollout_buffer.values():
-        assert rollout[0]["old_logps"] is not None and rollout[0]["old_logps"].shape == rollout[0]["completion_ids"].shape
+        assert rollout[0].old_logps is not None and rollout[0].old_logps.shape == rollout[0].completion_ids.shape
 
 
 @pytest.mark.parametrize("weighting", ["sigmoid", "softmax"])
@@ -217,10 +217,10 @@ def test_soft_weighting_trains_with_weights_in_unit_interval(weighting, tiny_mod
     trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--ktr_weighting", weighting)
     rollouts = fresh_rollouts(trainer)
     for rollout in rollouts:
-        weights = rollout["token_weights"]
+        weights = rollout.token_weights
         assert weights.is_floating_point() and ((weights >= 0) & (weights <= 1)).all()
-        assert (weights[~rollout["completion_mask"]] == 0).all()
-        assert len(set(weights[rollout["completion_mask"]].tolist())) > 2  # soft, not a 0/1 mask
+        assert (weights[~rollout.completion_mask] == 0).all()
+        assert len(set(weights[rollout.completion_mask].tolist())) > 2  # soft, not a 0/1 mask
     loss = trainer.compute_loss(trainer.model, rollouts)
     loss.backward()
     assert torch.isfinite(loss)
@@ -235,8 +235,8 @@ def test_per_prompt_losses_add_up_to_the_batch_aggregation(aggregation, tiny_mod
 
     trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--loss_aggregation", aggregation)
     rollouts = fresh_rollouts(trainer, count=3)
-    rollouts[1]["completion_mask"][:, 6:] = False  # prompts of different lengths
-    rollouts[2]["token_weights"][0] = False  # a row that selects nothing
+    rollouts[1].completion_mask[:, 6:] = False  # prompts of different lengths
+    rollouts[2].token_weights[0] = False  # a row that selects nothing
     captured = []
     original = trainer_module.grpo_loss
 

@@ -11,7 +11,8 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 
-SIGNALS = ("visual", "temporal", "entropy")
+from ..core.signals import SIGNALS
+
 SIGNAL_COLOURS = {"visual": "#4e79a7", "temporal": "#f28e2b", "entropy": "#59a14f"}
 # A signal outside the three (a user's own) still gets a colour rather than a KeyError.
 OTHER_SIGNAL_COLOUR = "#b07aa1"

@@ -12,7 +12,13 @@
 from .advantages import group_advantages
 from .losses import AGGREGATIONS, agg_loss, aggregation_normaliser, grpo_loss
 from .permutations import sample_derangements
-from .selection import SELECTION_METHODS, SOFT_WEIGHTINGS, num_selected, select_key_tokens, soft_token_weights
+from .selection import (
+    SELECTION_METHODS,
+    SOFT_WEIGHTINGS,
+    num_selected,
+    select_key_tokens,
+    soft_token_weights,
+)
 from .signals import SIGNALS, logprob_delta, token_entropy, token_logps_and_entropy
 
 __all__ = [

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import as_bool_mask, check_float, check_ndim, check_same_shape, check_tensor, compute_dtype
+from ._checks import (
+    as_bool_mask,
+    check_float,
+    check_ndim,
+    check_same_shape,
+    check_tensor,
+    compute_dtype,
+)
 
 AGGREGATIONS = ("seq_mean", "seq_mean_selected", "token_mean", "token_mean_selected")
 

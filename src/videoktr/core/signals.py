@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_float, check_ndim, check_same_shape, check_tensor, compute_dtype
+from ._checks import check_float, check_same_shape, check_tensor, compute_dtype
 
 #: The three attribution signals, in the order tables, plots and configs list them.
 SIGNALS = ("visual", "temporal", "entropy")

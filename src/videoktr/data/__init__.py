@@ -7,7 +7,10 @@
 * ``cycle``: a dataset's rows in endless seeded reshuffles, each prepared once, for supervised
   loops (``CachedShuffleCycle``).
 * ``prompts``: the think/answer prompt and the processor call for Qwen2-VL, Qwen2.5-VL and
-  Qwen3-VL (``build_messages``, ``build_prompt_inputs``).
+  Qwen3-VL, for one sample or a batch of evaluation questions (``build_messages``,
+  ``build_prompt_inputs``, ``build_batch_inputs``).
+* ``rollouts``: the typed record of one prompt's rollout (``PromptRollout``) and the rollout
+  dump's schema (``RolloutRecord``, ``write_rollout_dump``, ``load_rollouts``).
 """
 
 from .dataset import (
@@ -26,16 +29,19 @@ from .dataset import (
 from .prompts import (
     ANSWER_FORMAT_INSTRUCTIONS,
     REASONING_INSTRUCTION,
+    build_batch_inputs,
     build_messages,
     build_prompt_inputs,
     build_prompt_text,
     format_options,
     pixel_budget_size,
 )
+from .rollouts import PromptRollout, RolloutDumpError, RolloutRecord, load_rollouts, write_rollout_dump
 from .video import (
     DecodedVideo,
     ImageDecodeError,
     VideoDecodeError,
+    decode_uniform,
     decode_video,
     load_image,
     sample_frame_indices,
@@ -51,19 +57,26 @@ __all__ = [
     "DecodedVideo",
     "ImageDecodeError",
     "MediaSample",
+    "PromptRollout",
+    "RolloutDumpError",
+    "RolloutRecord",
     "Sample",
     "SkippedMedia",
     "SkippedRow",
     "VideoDecodeError",
     "VideoR1Dataset",
+    "build_batch_inputs",
     "build_messages",
     "build_prompt_inputs",
     "build_prompt_text",
+    "decode_uniform",
     "decode_video",
     "format_options",
     "load_image",
     "load_media",
+    "load_rollouts",
     "pixel_budget_size",
     "resolve_media_path",
     "sample_frame_indices",
+    "write_rollout_dump",
 ]

@@ -5,15 +5,19 @@ A run's configuration is merged in this order, each layer overriding the one bef
 1. the field defaults below,
 2. a ``preset`` (one word for the paper's configuration or a baseline, see ``PRESETS``),
 3. a YAML file (``--config recipe.yaml``, read with ``yaml.safe_load``),
-4. command-line flags (``--ktr_ratio 0.3``).
+4. command-line flags (``--ktr_ratio 0.3``; ``--ktr-ratio`` is accepted too).
 
-Unknown keys and bad values raise ``ConfigError`` naming the key and what is allowed.
+The layers are merged as typed values and the config is built once from them: text (a flag, or
+a YAML scalar such as ``1e-6`` that YAML reads as a string) is converted by the type of its
+field, and ``ktr_ratio`` (a float, or a mapping signal -> ratio) is parsed by the config itself
+(``parse_ratio``). Unknown keys and bad values raise ``ConfigError`` naming the key and what is
+allowed.
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,12 +25,13 @@ from typing import Any
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from .. import defaults
 from ..core.losses import AGGREGATIONS
 from ..core.selection import SELECTION_METHODS, SOFT_WEIGHTINGS
-from ..models.base import TEMPORAL_MODES, VISUAL_MODES
+from ..core.signals import DEFAULT_CHUNK_SIZE, SIGNALS
+from ..models.prompt import TEMPORAL_MODES, VISUAL_MODES
 
 TOKEN_SELECTIONS = ("ktr", "entropy", "none")
-KTR_SIGNALS = ("visual", "temporal", "entropy")
 KTR_SCOPES = ("sequence", "group", "batch")
 KTR_DELTAS = ("abs", "signed")
 KTR_WEIGHTINGS = ("hard", *SOFT_WEIGHTINGS)
@@ -45,8 +50,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # each prompt's group, hard mask, clipped GRPO with the KL term masked alike.
     "video_ktr": {
         "token_selection": "ktr",
-        "ktr_signals": list(KTR_SIGNALS),
-        "ktr_ratio": "0.2",
+        "ktr_signals": list(SIGNALS),
+        "ktr_ratio": 0.2,
         "ktr_scope": "group",
         "ktr_weighting": "hard",
         "temporal_reward_bonus": False,
@@ -58,7 +63,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # "Beyond the 80/20 rule": only the top 20% highest-entropy tokens, thresholded over the batch.
     "entropy_80_20": {
         "token_selection": "entropy",
-        "ktr_ratio": "0.2",
+        "ktr_ratio": 0.2,
         "ktr_scope": "batch",
         "ktr_method": "quantile",
         "ktr_weighting": "hard",
@@ -72,8 +77,13 @@ def _choice(key: str, value: Any, allowed: Sequence[str]) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
 
 
-def parse_ratio(value: Any, key: str = "ktr_ratio") -> float | dict[str, float]:
-    """``0.2``, ``"0.2"``, ``{"visual": 0.2, ...}`` or ``"visual=0.2,temporal=0.1"`` -> float or mapping."""
+KtrRatio = float | dict[str, float]
+"""``ktr_ratio``'s type: one share for every signal, or one per signal."""
+
+
+def parse_ratio(value: Any, key: str = "ktr_ratio") -> KtrRatio:
+    """``0.2``, ``"0.2"``, ``{"visual": 0.2, ...}`` or ``"visual=0.2,temporal=0.1"`` (the
+    command line's form) -> a float or a mapping signal -> float, each in [0, 1]."""
     if isinstance(value, Mapping):
         items = dict(value)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -98,8 +108,8 @@ def parse_ratio(value: Any, key: str = "ktr_ratio") -> float | dict[str, float]:
         return number
     ratios = {}
     for name, raw in items.items():
-        if name not in KTR_SIGNALS:
-            raise ConfigError(f"{key} names an unknown signal {name!r}; signals are: {', '.join(KTR_SIGNALS)}")
+        if name not in SIGNALS:
+            raise ConfigError(f"{key} names an unknown signal {name!r}; signals are: {', '.join(SIGNALS)}")
         ratios[name] = parse_ratio(raw, f"{key}[{name}]")
     return ratios
 
@@ -120,9 +130,9 @@ class VideoGRPOConfig(TrainingArguments):
     preset: str | None = field(
         default=None, metadata={"help": f"one of {', '.join(PRESETS)}; individual keys override it"}
     )
-    fps: float = field(default=2.0, metadata={"help": "frames sampled per second of video"})
-    min_frames: int = field(default=4, metadata={"help": "fewest frames sampled per video"})
-    max_frames: int = field(default=16, metadata={"help": "most frames sampled per video"})
+    fps: float = field(default=defaults.FPS, metadata={"help": "frames sampled per second of video"})
+    min_frames: int = field(default=defaults.MIN_FRAMES, metadata={"help": "fewest frames sampled per video"})
+    max_frames: int = field(default=defaults.MAX_FRAMES, metadata={"help": "most frames sampled per video"})
     max_pixels: int | None = field(
         default=None, metadata={"help": "pixel budget handed to the processor (per frame; whole clip for Qwen3-VL)"}
     )
@@ -154,8 +164,12 @@ class VideoGRPOConfig(TrainingArguments):
 
     # ---------------------------------------------------------------- key-token selection
     token_selection: str = field(default="ktr", metadata={"help": f"one of {', '.join(TOKEN_SELECTIONS)}"})
-    ktr_signals: list[str] = field(default_factory=lambda: list(KTR_SIGNALS), metadata={"help": "signals in the union"})
-    ktr_ratio: str = field(default="0.2", metadata={"help": "share selected per signal: 0.2 or 'visual=0.2,temporal=0.1'"})
+    ktr_signals: list[str] = field(default_factory=lambda: list(SIGNALS), metadata={"help": "signals in the union"})
+    ktr_ratio: KtrRatio = field(
+        default=0.2,
+        metadata={"help": "share selected per signal: 0.2, or per signal: 'visual=0.2,temporal=0.1' (a mapping in YAML)",
+                  "text_on_command_line": True},
+    )
     ktr_scope: str = field(default="group", metadata={"help": f"selection unit: {', '.join(KTR_SCOPES)}"})
     ktr_method: str = field(default="topk", metadata={"help": f"{', '.join(SELECTION_METHODS)} (quantile: the official rule)"})
     ktr_delta: str = field(default="abs", metadata={"help": "log-prob deltas: 'abs' (paper) or 'signed' (official code)"})
@@ -165,7 +179,7 @@ class VideoGRPOConfig(TrainingArguments):
     temporal_mode: str = field(default="permute_groups", metadata={"help": f"one of {', '.join(TEMPORAL_MODES)}"})
     num_shuffles: int = field(default=1, metadata={"help": "derangements averaged for the temporal signal"})
     mask_kl: bool = field(default=True, metadata={"help": "apply the key-token mask to the KL term too"})
-    attribution_chunk_size: int = field(default=1024, metadata={"help": "positions per lm_head chunk"})
+    attribution_chunk_size: int = field(default=DEFAULT_CHUNK_SIZE, metadata={"help": "positions per lm_head chunk"})
 
     # ---------------------------------------------------------------- T-GRPO baseline
     temporal_reward_bonus: bool = field(default=False, metadata={"help": "T-GRPO's shuffled-video reward bonus"})
@@ -195,12 +209,12 @@ class VideoGRPOConfig(TrainingArguments):
         if self.preset is not None:
             _choice("preset", self.preset, tuple(PRESETS))
         for name in self.ktr_signals:
-            _choice("ktr_signals", name, KTR_SIGNALS)
+            _choice("ktr_signals", name, SIGNALS)
         if not self.ktr_signals and self.token_selection == "ktr":
             raise ConfigError("ktr_signals is empty; token_selection 'ktr' needs at least one of visual, temporal, entropy")
-        self.ktr_ratios = parse_ratio(self.ktr_ratio)
-        if isinstance(self.ktr_ratios, dict):
-            missing = [name for name in self.selected_signals if name not in self.ktr_ratios]
+        self.ktr_ratio = parse_ratio(self.ktr_ratio)
+        if isinstance(self.ktr_ratio, dict):
+            missing = [name for name in self.selected_signals if name not in self.ktr_ratio]
             if missing:
                 raise ConfigError(f"ktr_ratio gives no ratio for {missing}; give one per signal in ktr_signals")
         positive_ints = ("num_generations", "max_completion_length", "num_iterations", "num_shuffles",
@@ -248,31 +262,71 @@ def config_keys() -> list[str]:
     return [f.name for f in fields(VideoGRPOConfig) if f.init]
 
 
+def _unknown_key(key: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(key, config_keys(), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see `videoktr train --help` for every key"
+    return ConfigError(f"unknown key {key!r} in {source}{hint}")
+
+
 def _check_keys(values: Mapping[str, Any], source: str) -> None:
     known = set(config_keys())
     for key in values:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; see `videoktr train --help` for every key"
-            raise ConfigError(f"unknown key {key!r} in {source}{hint}")
+            raise _unknown_key(key, source)
 
 
-def _as_argv(values: Mapping[str, Any]) -> list[str]:
-    """Config values as command-line tokens, so one parser gives flags and files the same types."""
-    argv = []
+class _FlagParser(HfArgumentParser):
+    """transformers' parser for the config's flags (``--key`` and ``--key-with-dashes``,
+    ``--no_flag`` for booleans), except that a field marked ``text_on_command_line`` (a type
+    argparse cannot express, ``ktr_ratio``) is read as text, for the config to parse."""
+
+    @staticmethod
+    def _parse_dataclass_field(parser, field):
+        if not field.metadata.get("text_on_command_line"):
+            HfArgumentParser._parse_dataclass_field(parser, field)
+            return
+        names = [f"--{field.name}", *([f"--{field.name.replace('_', '-')}"] if "_" in field.name else [])]
+        parser.add_argument(*names, type=str, default=field.default, help=field.metadata.get("help"))
+
+
+def _flag_parser() -> _FlagParser:
+    return _FlagParser(VideoGRPOConfig)
+
+
+def _parse_flags(parser: _FlagParser, argv: Sequence[str]) -> dict[str, Any]:
+    """The keys given on the command line, typed by their fields."""
+    given = []
+    for token in argv:
+        if token.startswith("--"):
+            action = parser._option_string_actions.get(token.split("=", 1)[0])
+            if action is None:
+                raise _unknown_key(token[2:].split("=", 1)[0].replace("-", "_"), "the command line")
+            given.append(action.dest)
+    try:
+        namespace = parser.parse_args(list(argv))
+    except SystemExit as exit_:  # argparse prints its own message (a bad type) before exiting
+        raise ConfigError("invalid configuration value; see the message above") from exit_
+    return {key: getattr(namespace, key) for key in given}
+
+
+def _typed(parser: _FlagParser, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """YAML values with text converted by their field's type (YAML reads ``1e-6`` as a string);
+    ``null`` means "not set" (the preset's or the default's value stays)."""
+    typed = {}
     for key, value in values.items():
         if value is None:
             continue
-        if isinstance(value, bool):
-            argv += [f"--{key}", "true" if value else "false"]
-        elif isinstance(value, (list, tuple)):
-            argv += [f"--{key}", *map(str, value)]
-        elif isinstance(value, Mapping):
-            text = ",".join(f"{k}={v}" for k, v in value.items()) if key == "ktr_ratio" else json.dumps(dict(value))
-            argv += [f"--{key}", text]
-        else:
-            argv += [f"--{key}", str(value)]
-    return argv
+        convert = parser._option_string_actions[f"--{key}"].type
+        if convert not in (None, str):
+            try:
+                if isinstance(value, str):
+                    value = convert(value)
+                elif isinstance(value, list):
+                    value = [convert(item) if isinstance(item, str) else item for item in value]
+            except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
+                raise ConfigError(f"{key}={value!r} in {source} is not a valid value: {error}") from error
+        typed[key] = value
+    return typed
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -289,34 +343,23 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def _given_keys(argv: Sequence[str]) -> set[str]:
-    return {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")}
-
-
 def load_config(argv: Sequence[str] = (), config_file: str | Path | None = None, **overrides: Any) -> VideoGRPOConfig:
-    """Merge defaults <- preset <- YAML file <- ``overrides`` (keyword) <- ``argv`` flags."""
-    file_values = read_yaml(config_file) if config_file is not None else {}
+    """Merge defaults <- preset <- YAML file <- ``overrides`` (keyword, typed) <- ``argv`` flags
+    into one ``VideoGRPOConfig``. ``None`` values in the file or the overrides are left out."""
+    parser = _flag_parser()
+    file_values = _typed(parser, read_yaml(config_file), str(config_file)) if config_file is not None else {}
     _check_keys(overrides, "the arguments")
-    flag_keys = _given_keys(argv)
-    _check_keys({key: None for key in flag_keys}, "the command line")
-    preset = None
-    for source in (file_values, overrides):
-        preset = source.get("preset", preset)
-    argv = list(argv)
-    if "--preset" in argv:
-        preset = argv[argv.index("--preset") + 1]
+    flag_values = _parse_flags(parser, argv)
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    preset = next((layer["preset"] for layer in (flag_values, overrides, file_values) if layer.get("preset")), None)
     preset_values = {}
     if preset is not None:
         _choice("preset", preset, tuple(PRESETS))
         preset_values = PRESETS[preset]
-    merged = [*_as_argv(preset_values), *_as_argv(file_values), *_as_argv(overrides), *argv]
-    parser = HfArgumentParser(VideoGRPOConfig)
+    merged = {**preset_values, **file_values, **overrides, **flag_values}
     try:
-        (config,) = parser.parse_args_into_dataclasses(args=merged)
-    except SystemExit as exit_:  # argparse prints its own message (a bad type) before exiting
-        raise ConfigError("invalid configuration value; see the message above") from exit_
+        return VideoGRPOConfig(**merged)
     except ConfigError:
         raise
     except ValueError as error:  # TrainingArguments' own checks (e.g. bf16 without a GPU)
         raise ConfigError(str(error)) from error
-    return config

@@ -2,13 +2,16 @@
 
 One optimizer step, per prompt on each process:
 
-    rollout      G completions sampled from the policy (``rollout.generate_completions``)
+    rollout      G completions sampled from the policy (``models.generation.generate_completions``)
     reward       every reward function on every completion; T-GRPO's bonus if enabled
     advantage    group-relative: (r - mean_group r) / (std_group r + eps)
     attribution  ``KeyTokenAttributor``: real log-probs (the old log-probs), and the visual,
                  temporal and entropy scores the token selection needs
     selection    the key-token mask (or soft weights) over the micro-batch
     loss         clipped GRPO on key tokens (``core.grpo_loss``), one backward per prompt
+
+Each prompt's results travel between these phases as one typed ``data.rollouts.PromptRollout``,
+which the rollout dump (``rollout_dump_steps``) also writes from.
 
 Everything the Trainer already does — optimizer, scheduler, gradient accumulation,
 checkpointing and resuming, logging to ``report_to``, DeepSpeed/FSDP through accelerate —
@@ -27,13 +30,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -41,11 +42,12 @@ from transformers import Trainer
 
 from ..attribution import KeyTokenAttributor
 from ..core.advantages import group_advantages
-from ..core.losses import grpo_loss
+from ..core.losses import aggregation_normaliser, grpo_loss
 from ..core.permutations import sample_derangements
 from ..core.selection import select_key_tokens, soft_token_weights
 from ..data.dataset import Sample, VideoR1Dataset, load_media
 from ..data.prompts import build_prompt_inputs
+from ..data.rollouts import PromptRollout, dump_path, write_rollout_dump
 from ..data.video import DecodedVideo, ImageDecodeError, VideoDecodeError
 from ..models import get_adapter
 from ..rewards import compute_rewards, load_reward_function
@@ -157,7 +159,7 @@ class VideoGRPOTrainer(Trainer):
             else:
                 self.ref_model = ref_model.to(self.accelerator.device)  # under FSDP too: a full, unsharded copy
         self._metrics: dict[str, list[float]] = defaultdict(list)
-        self._rollout_buffer: dict[int, list[dict[str, Any]]] = {}
+        self._rollout_buffer: dict[int, list[PromptRollout]] = {}
         self._micro_step = 0
         self._bad_samples: set[str] = set()  # locations of samples whose media failed to decode
 
@@ -254,7 +256,7 @@ class VideoGRPOTrainer(Trainer):
         ]
 
     @torch.no_grad()
-    def _rollout(self, sample: Sample, slot: int) -> dict[str, Any]:
+    def _rollout(self, sample: Sample, slot: int) -> PromptRollout:
         args = self.args
         sample, media = self._decode(sample)
         prompt_inputs = build_prompt_inputs(self.processing_class, sample, media, args.max_pixels)
@@ -290,37 +292,34 @@ class VideoGRPOTrainer(Trainer):
             ref_logps = reference.score(prompt_inputs, completion_ids, completion_mask)["logps"]
         attribution_s = time.perf_counter() - start
 
-        return {
-            "sample": sample,
-            "prompt_inputs": prompt_inputs,
-            "completion_ids": completion_ids,
-            "completion_mask": completion_mask,
-            "texts": texts,
-            "rewards": rewards.to(completion_ids.device),
-            "rewards_per_function": per_function,
-            "advantages": group_advantages(rewards, args.num_generations, scale=args.scale_rewards).to(completion_ids.device),
-            "old_logps": scores.pop("logps"),
-            "ref_logps": ref_logps,
-            "scores": {name: value for name, value in scores.items() if name != "permutation"},
-            "timing": {"generation_s": generation_s, "attribution_s": attribution_s},
-        }
+        return PromptRollout(
+            sample=sample,
+            prompt_inputs=prompt_inputs,
+            completion_ids=completion_ids,
+            completion_mask=completion_mask,
+            texts=texts,
+            rewards=rewards.to(completion_ids.device),
+            rewards_per_function=per_function,
+            advantages=group_advantages(rewards, args.num_generations, scale=args.scale_rewards).to(completion_ids.device),
+            old_logps=scores.pop("logps"),
+            ref_logps=ref_logps,
+            scores={name: value for name, value in scores.items() if name != "permutation"},
+            timing={"generation_s": generation_s, "attribution_s": attribution_s},
+        )
 
-    def _select(self, rollouts: list[dict[str, Any]]) -> None:
+    def _select(self, rollouts: list[PromptRollout]) -> None:
         """Key-token masks or soft weights over the micro-batch (``batch`` scope spans its prompts)."""
         args = self.args
         if args.token_selection == "none":
-            for rollout in rollouts:
-                rollout["token_weights"] = None
             return
-        length = max(r["completion_ids"].shape[1] for r in rollouts)
+        length = max(rollout.length for rollout in rollouts)
 
-        def stack(key_fn):
-            rows = [torch.nn.functional.pad(key_fn(r), (0, length - r["completion_ids"].shape[1])) for r in rollouts]
-            return torch.cat(rows)
+        def stack(tensors):
+            return torch.cat([torch.nn.functional.pad(t, (0, length - t.shape[1])) for t in tensors])
 
-        mask = stack(lambda r: r["completion_mask"])
-        scores = {name: stack(lambda r, n=name: r["scores"][n]) for name in args.selected_signals}
-        ratio = args.ktr_ratios
+        mask = stack([rollout.completion_mask for rollout in rollouts])
+        scores = {name: stack([rollout.scores[name] for rollout in rollouts]) for name in args.selected_signals}
+        ratio = args.ktr_ratio
         if isinstance(ratio, dict):
             ratio = {name: ratio[name] for name in scores}
         # Each signal's own selection (for the metrics and dumps); their union is the hard mask.
@@ -341,8 +340,8 @@ class VideoGRPOTrainer(Trainer):
         self._log_selection(mask, weights, per_signal)
         for index, rollout in enumerate(rollouts):
             rows = slice(index * args.num_generations, (index + 1) * args.num_generations)
-            rollout["token_weights"] = weights[rows, : rollout["completion_ids"].shape[1]]
-            rollout["per_signal_masks"] = {n: m[rows, : rollout["completion_ids"].shape[1]] for n, m in per_signal.items()}
+            rollout.token_weights = weights[rows, : rollout.length]
+            rollout.signal_masks = {name: selected[rows, : rollout.length] for name, selected in per_signal.items()}
 
     def _log_selection(self, mask, weights, per_signal) -> None:
         tokens = mask.sum().clamp(min=1).float()
@@ -356,18 +355,18 @@ class VideoGRPOTrainer(Trainer):
                 either = (per_signal[first] | per_signal[second]).sum().item()
                 self._metrics[f"overlap/{first}_{second}"].append(both / either if either else 0.0)
 
-    def _log_rollouts(self, rollouts: list[dict[str, Any]]) -> None:
+    def _log_rollouts(self, rollouts: list[PromptRollout]) -> None:
         for rollout in rollouts:
-            self._metrics["reward"].append(rollout["rewards"].mean().item())
-            self._metrics["reward_std"].append(rollout["rewards"].std().item())
-            for name, values in rollout["rewards_per_function"].items():
+            self._metrics["reward"].append(rollout.rewards.mean().item())
+            self._metrics["reward_std"].append(rollout.rewards.std().item())
+            for name, values in rollout.rewards_per_function.items():
                 self._metrics[f"rewards/{name}"].append(values.mean().item())
-            self._metrics["completion_length"].append(rollout["completion_mask"].sum(1).float().mean().item())
-            for name, seconds in rollout["timing"].items():
+            self._metrics["completion_length"].append(rollout.completion_mask.sum(1).float().mean().item())
+            for name, seconds in rollout.timing.items():
                 self._metrics[f"time/{name}"].append(seconds)
         self._metrics["skipped_samples"].append(float(len(self._bad_samples)))
 
-    def _prepare_inputs(self, samples: list[Sample]) -> list[dict[str, Any]]:
+    def _prepare_inputs(self, samples: list[Sample]) -> list[PromptRollout]:
         """Rollouts for this micro-batch: fresh every ``num_iterations`` steps, else reused."""
         args = self.args
         slot = self._micro_step % args.gradient_accumulation_steps
@@ -402,39 +401,29 @@ class VideoGRPOTrainer(Trainer):
         self._metrics["time/loss_s"].append(time.perf_counter() - start)
         return loss_sum
 
-    def _prompt_shares(self, rollouts: list[dict[str, Any]]) -> list[float]:
-        """Each prompt's share of the micro-batch loss: its aggregation denominator over the
-        total, so the weighted per-prompt losses equal the aggregation over all rows at once
-        (see core.grpo_loss)."""
-        aggregation = self.args.loss_aggregation
+    def _prompt_shares(self, rollouts: list[PromptRollout]) -> list[float]:
+        """Each prompt's share of the micro-batch loss: its aggregation normaliser over the
+        total (``core.aggregation_normaliser``), so the weighted per-prompt losses equal the
+        aggregation over all rows at once."""
+        normalisers = [
+            float(aggregation_normaliser(rollout.loss_weights(), rollout.completion_mask, self.args.loss_aggregation))
+            for rollout in rollouts
+        ]
+        total = sum(normalisers) or 1.0
+        return [value / total for value in normalisers]
 
-        def denominator(rollout: dict[str, Any]) -> float:
-            mask = rollout["completion_mask"]
-            weights = (rollout["token_weights"] if rollout["token_weights"] is not None else mask).float() * mask
-            if aggregation == "seq_mean":
-                return float(mask.shape[0])
-            if aggregation == "token_mean":
-                return float(mask.sum())
-            if aggregation == "token_mean_selected":
-                return float(weights.sum())
-            return float((weights.sum(-1) > 0).sum())
-
-        denominators = [denominator(rollout) for rollout in rollouts]
-        total = sum(denominators) or 1.0
-        return [value / total for value in denominators]
-
-    def _prompt_loss(self, model, rollout: dict[str, Any]) -> torch.Tensor:
+    def _prompt_loss(self, model, rollout: PromptRollout) -> torch.Tensor:
         args = self.args
         adapter = get_adapter(self._unwrapped())
-        prompt = adapter.prepare(rollout["prompt_inputs"])
+        prompt = adapter.prepare(rollout.prompt_inputs)
         logps = adapter.policy_logps(
-            model, prompt, rollout["completion_ids"], chunk_size=args.attribution_chunk_size,
+            model, prompt, rollout.completion_ids, chunk_size=args.attribution_chunk_size,
             temperature=args.temperature, share_prefix=not self._activation_checkpointing(),
         )
-        old_logps = rollout["old_logps"] if args.num_iterations > 1 else logps.detach()
+        old_logps = rollout.old_logps if args.num_iterations > 1 else logps.detach()
         loss, metrics = grpo_loss(
-            logps, old_logps, rollout["advantages"], rollout["completion_mask"],
-            token_weights=rollout["token_weights"], ref_logps=rollout["ref_logps"], beta=args.beta,
+            logps, old_logps, rollout.advantages, rollout.completion_mask,
+            token_weights=rollout.token_weights, ref_logps=rollout.ref_logps, beta=args.beta,
             epsilon_low=args.epsilon, epsilon_high=args.epsilon_high, aggregation=args.loss_aggregation,
             mask_kl=args.mask_kl,
         )
@@ -504,34 +493,12 @@ class VideoGRPOTrainer(Trainer):
             self._metrics.clear()
         super().log(logs, start_time)
 
-    def _dump_rollouts(self, rollouts: list[dict[str, Any]]) -> None:
-        """Every ``rollout_dump_steps`` steps, one JSONL line per completion for later analysis."""
+    def _dump_rollouts(self, rollouts: list[PromptRollout]) -> None:
+        """Every ``rollout_dump_steps`` steps, one JSONL line per completion for later analysis
+        (the schema: ``data.rollouts.RolloutRecord``)."""
         every = self.args.rollout_dump_steps
         if not every or self.state.global_step % every != 0:
             return
-        directory = Path(self.args.output_dir) / "rollouts"
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"step{self.state.global_step:06d}-rank{self.accelerator.process_index}.jsonl"
-        tokenizer = self.processing_class.tokenizer
-        with path.open("a") as handle:
-            for rollout in rollouts:
-                sample = rollout["sample"]
-                weights = rollout["token_weights"]
-                for g in range(rollout["completion_ids"].shape[0]):
-                    keep = rollout["completion_mask"][g].cpu()
-                    ids = rollout["completion_ids"][g].cpu()[keep].tolist()
-                    record = {
-                        "step": self.state.global_step,
-                        "prompt_id": sample.location,
-                        "problem_type": sample.problem_type,
-                        "completion": rollout["texts"][g],
-                        "tokens": tokenizer.convert_ids_to_tokens(ids),
-                        "token_ids": ids,
-                        "scores": {n: s[g].cpu()[keep].tolist() for n, s in rollout["scores"].items()},
-                        "selected": None if weights is None else weights[g].cpu()[keep].float().tolist(),
-                        "signal_masks": {n: m[g].cpu()[keep].tolist() for n, m in rollout.get("per_signal_masks", {}).items()},
-                        "reward": rollout["rewards"][g].item(),
-                        "rewards": {n: v[g].item() for n, v in rollout["rewards_per_function"].items()},
-                        "advantage": rollout["advantages"][g].item(),
-                    }
-                    handle.write(json.dumps(record) + "\n")
+        step = self.state.global_step
+        records = [record for rollout in rollouts for record in rollout.dump_records(self.processing_class.tokenizer, step)]
+        write_rollout_dump(dump_path(self.args.output_dir, step, self.accelerator.process_index), records)
