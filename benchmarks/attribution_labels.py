@@ -34,8 +34,9 @@ from pathlib import Path
 import torch
 
 from videoktr.analysis.ground_truth import SelectionQuality
-from videoktr.data.dataset import VideoR1Dataset
-from videoktr.demo import SIGNALS, DemoConfig, prepare_policy, score_reference_traces, top_share
+from videoktr.core.signals import SIGNALS
+from videoktr.experiments.demo import score_reference_traces, top_share
+from videoktr.experiments.policy import DemoConfig, prepare_policy, world_split
 from videoktr.synthetic import TEMPORAL_WORDS, generate_dataset
 
 LABELS = ("visual", "temporal")
@@ -107,13 +108,13 @@ def main() -> None:
     if not (world / "test.jsonl").exists():
         generate_dataset(world, config.num_rows, config.seed, test_fraction=config.test_fraction,
                          fps=config.video_fps)
-    test_set = VideoR1Dataset(world / "test.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
+    test_set = world_split(world, "test", config)
     if args.checkpoint:
         from videoktr.models import load_local_model
 
         model, processor = load_local_model(args.checkpoint)
     else:
-        train_set = VideoR1Dataset(world / "train.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
+        train_set = world_split(world, "train", config)
         policy = prepare_policy(config, train_set)
         model, processor = policy.model, policy.processor
     torch.set_grad_enabled(False)

@@ -46,11 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from videoktr.data.dataset import VideoR1Dataset
-from videoktr.models import get_adapter
+from videoktr.models import get_adapter, load_local_model
 from videoktr.models.root_forward import is_fsdp_wrapped
 from videoktr.models.tiny import save_tiny_model
 from videoktr.train import load_config
-from videoktr.models import load_local_model
 from videoktr.train.trainer import VideoGRPOTrainer
 
 NUM_VIDEOS = 3

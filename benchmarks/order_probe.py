@@ -110,19 +110,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from videoktr.data.dataset import VideoR1Dataset
-    from videoktr.demo import DemoConfig, _build_policy
+    from videoktr.experiments.encoder import pretrain_vision_encoder
+    from videoktr.experiments.policy import DemoConfig, build_policy, world_split
     from videoktr.models import get_adapter
     from videoktr.synthetic import COLOURS, generate_dataset
-    from videoktr.synthetic.encoder import pretrain_vision_encoder
 
     config = DemoConfig(seed=args.seed, progress=False)
     if not (args.world / "train.jsonl").exists():
         generate_dataset(args.world, args.rows, args.seed, test_fraction=config.test_fraction,
                          fps=config.video_fps, progress=False)
     torch.manual_seed(args.seed)
-    model, processor = _build_policy(config)
-    train, test = (VideoR1Dataset(args.world / f"{split}.jsonl", fps=config.video_fps, min_frames=4, max_frames=16)
+    model, processor = build_policy(config)
+    train, test = (world_split(args.world, split, config)
                    for split in ("train", "test"))
     start = time.perf_counter()
     pretrain_vision_encoder(model, processor, train, steps=args.encoder_steps,

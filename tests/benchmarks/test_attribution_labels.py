@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from videoktr.data.dataset import VideoR1Dataset
-from videoktr.demo import DemoConfig, prepare_policy
+from videoktr.experiments.policy import DemoConfig, prepare_policy
 from videoktr.synthetic import generate_dataset
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "attribution_labels.py"

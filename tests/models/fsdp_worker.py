@@ -31,8 +31,8 @@ from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 from tests.models.test_attribution import make_completions, make_video, process
 from videoktr import KeyTokenAttributor
 from videoktr.models import get_adapter
-from videoktr.models.tiny import build_tiny_model
 from videoktr.models.generation import generate_completions
+from videoktr.models.tiny import build_tiny_model
 
 
 def shard(model: torch.nn.Module) -> None:

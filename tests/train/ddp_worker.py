@@ -14,8 +14,8 @@ import torch
 import torch.distributed as dist
 
 from videoktr.data.dataset import VideoR1Dataset
-from videoktr.train import load_config
 from videoktr.models import load_local_model
+from videoktr.train import load_config
 from videoktr.train.trainer import VideoGRPOTrainer
 
 

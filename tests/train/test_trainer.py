@@ -9,8 +9,8 @@ import torch
 
 from videoktr.cli import main
 from videoktr.data.dataset import VideoR1Dataset
-from videoktr.train import load_config
 from videoktr.models import load_local_model
+from videoktr.train import load_config
 from videoktr.train.trainer import VideoGRPOTrainer
 
 from .conftest import train_args

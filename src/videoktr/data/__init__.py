@@ -36,7 +36,13 @@ from .prompts import (
     format_options,
     pixel_budget_size,
 )
-from .rollouts import PromptRollout, RolloutDumpError, RolloutRecord, load_rollouts, write_rollout_dump
+from .rollouts import (
+    PromptRollout,
+    RolloutDumpError,
+    RolloutRecord,
+    load_rollouts,
+    write_rollout_dump,
+)
 from .video import (
     DecodedVideo,
     ImageDecodeError,

@@ -3,33 +3,45 @@ reasoning traces in which every word is labelled ``visual``, ``temporal`` or ``n
 
 It exists so that Video-KTR's claims can be checked against ground truth: do the visual and
 temporal signals pick the words that depend on what the video shows and on the order of its
-frames?
+frames? The package is the world alone: it imports no model and trains nothing (the demo's
+training stages live in ``videoktr.experiments``).
 
 * ``world``: scenes (coloured shapes on a 96x96 black canvas, appearing, disappearing, moving),
-  their rendering, time reversal, and the scene samplers.
-* ``questions``: the question families (visual, temporal, both), the labelled traces and the
-  labelling rule, ``world_corpus`` for training a tokenizer on the world's text.
+  their rendering and exact time reversal;
+* ``scenes``: the scene samplers, one per kind of claim a family makes;
+* ``labels``: the world's vocabulary and the labelling rule;
+* ``families``: the question families (visual, temporal, both);
+* ``questions``: questions with their labelled traces, and the Video-R1 row of one;
+* ``corpus``: ``world_corpus``, every text the world can produce (to train a tokenizer on);
 * ``writer``: near-lossless MP4 encoding and ``generate_dataset``, which writes a Video-R1
   dataset (``videos/``, ``train.jsonl``, ``test.jsonl``, ``world.json``).
 """
 
-from .questions import (
+from .corpus import world_corpus
+from .families import FAMILIES, Family, QuestionSpec
+from .labels import (
     ANSWER_LABELS,
-    FAMILIES,
     LABELS,
-    OPTION_ORDER,
+    LETTERS,
     QUESTION_KINDS,
     TEMPORAL_WORDS,
     VISUAL_WORDS,
-    Family,
-    Question,
-    QuestionSpec,
     label_word,
+)
+from .questions import (
+    OPTION_ORDER,
+    Question,
     make_question,
     question_row,
     rebuild_question,
     sample_question,
-    world_corpus,
+)
+from .scenes import (
+    sample_mover_scene,
+    sample_num_frames,
+    sample_opposite_movers_scene,
+    sample_queue_scene,
+    sample_still_scene,
 )
 from .world import (
     COLOURS,
@@ -41,6 +53,7 @@ from .world import (
     Shape,
     render,
     reverse_frames,
+    shape_mask,
     shapes_overlap,
 )
 from .writer import (
@@ -61,6 +74,7 @@ __all__ = [
     "FRAME_SIZE",
     "KINDS",
     "LABELS",
+    "LETTERS",
     "OPTION_ORDER",
     "QUESTION_KINDS",
     "TEMPORAL_WORDS",
@@ -79,7 +93,13 @@ __all__ = [
     "rebuild_question",
     "render",
     "reverse_frames",
+    "sample_mover_scene",
+    "sample_num_frames",
+    "sample_opposite_movers_scene",
     "sample_question",
+    "sample_still_scene",
+    "sample_queue_scene",
+    "shape_mask",
     "shapes_overlap",
     "split_rows",
     "video_codec",

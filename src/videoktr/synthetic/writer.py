@@ -37,7 +37,9 @@ from typing import Any
 import av
 import numpy as np
 
-from .questions import ANSWER_LABELS, FAMILIES, QUESTION_KINDS, question_row, sample_question
+from .families import FAMILIES
+from .labels import ANSWER_LABELS, QUESTION_KINDS
+from .questions import question_row, sample_question
 from .world import COLOURS, DIRECTIONS, FRAME_COUNTS, FRAME_SIZE, KINDS, render
 
 __all__ = [

@@ -50,9 +50,9 @@ from ..data.prompts import build_prompt_inputs
 from ..data.rollouts import PromptRollout, dump_path, write_rollout_dump
 from ..data.video import DecodedVideo, ImageDecodeError, VideoDecodeError
 from ..models import get_adapter
+from ..models.generation import generate_completions
 from ..rewards import compute_rewards, load_reward_function
 from .config import ConfigError, VideoGRPOConfig
-from ..models.generation import generate_completions
 
 # How many replacement samples are tried when a sample's media cannot be decoded.
 _MAX_REPLACEMENTS = 32

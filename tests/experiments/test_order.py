@@ -9,9 +9,13 @@ import pytest
 import torch
 
 from videoktr.data.dataset import VideoR1Dataset
+from videoktr.experiments.order import (
+    FIRST_APPEARANCE,
+    first_appearance_accuracy,
+    pretrain_first_appearance,
+)
 from videoktr.models.tiny import CORPUS, build_tiny_model, build_tokenizer
 from videoktr.synthetic import generate_dataset, world_corpus
-from videoktr.synthetic.order import FIRST_APPEARANCE, first_appearance_accuracy, pretrain_first_appearance
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +101,8 @@ def test_rows_that_never_state_the_first_colour_are_refused(world, tmp_path):
 
 
 def test_first_colour_weights_mark_the_colour_after_the_opening(world):
+    from videoktr.experiments.order import first_colour_weights
     from videoktr.synthetic import Scene
-    from videoktr.synthetic.order import first_colour_weights
 
     _, processor = _policy()
     tokenizer = processor.tokenizer

@@ -18,28 +18,43 @@ are skipped. Arms and seeds can be added to a finished directory later.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
-import os
 import re
 import shutil
-import statistics
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .demo import DemoConfig, evaluation_kwargs
+from ..core.signals import SIGNALS
+from ..eval import run_evaluation
+from ..models import load_local_model
+from ..synthetic import generate_dataset
+from .ablation_results import (
+    KINDS,
+    RUN_COLUMNS,
+    AblationError,
+    append_row,
+    check_settings,
+    format_table,
+    mean_std,
+    read_rows,
+    write_csvs,
+    write_plot,
+)
+from .demo import accuracy_by_kind
+from .policy import DemoConfig, evaluation_settings, prepare_policy, train_rl, world_split
 
-KINDS = ("overall", "visual", "temporal", "both")
+__all__ = ["ARMS", "QUICK_EVAL_LIMIT", "QUICK_RL_PROMPTS", "RUN_COLUMNS", "AblationConfig", "AblationError",
+           "aggregate", "arm_description", "format_table", "pending_runs", "read_rows", "run_ablation",
+           "write_csvs"]
+
 SIGNAL_LETTERS = {"entropy": "E", "visual": "V", "temporal": "T"}
-ALL_SIGNALS = ["visual", "temporal", "entropy"]
-BEFORE_ARM = "warm-up (no RL)"
 
 
-def _ktr(signals: list[str], ratio: str = "0.2", weighting: str = "hard") -> dict[str, Any]:
+def _ktr(signals, ratio: float = 0.2, weighting: str = "hard") -> dict[str, Any]:
     return {"token_selection": "ktr", "ktr_signals": list(signals), "ktr_ratio": ratio, "ktr_weighting": weighting}
 
 
@@ -53,16 +68,16 @@ ARMS: dict[str, dict[str, Any]] = {
     "E": _ktr(["entropy"]),
     "V": _ktr(["visual"]),
     "T": _ktr(["temporal"]),
-    "V+E+T": _ktr(ALL_SIGNALS),
-    "V+E+T:r=0.1": _ktr(ALL_SIGNALS, ratio="0.1"),
-    "V+E+T:r=0.4": _ktr(ALL_SIGNALS, ratio="0.4"),
-    "V+E+T:soft": _ktr(ALL_SIGNALS, weighting="sigmoid"),
+    "V+E+T": _ktr(SIGNALS),
+    "V+E+T:r=0.1": _ktr(SIGNALS, ratio=0.1),
+    "V+E+T:r=0.4": _ktr(SIGNALS, ratio=0.4),
+    "V+E+T:soft": _ktr(SIGNALS, weighting="sigmoid"),
 }
 
 # --quick: the demo's world, policy and warm-up, with 48 prompts of RL per run (steps = 48 / the
 # demo's prompts per step) and the first 100 test questions, so that all 8 arms x 3 seeds finish
-# in under 30 minutes on a 2-core CPU (measured: see the README). Explicit --rl-steps /
-# --eval-limit win over these.
+# in under 30 minutes on a 2-core CPU (measured: see docs/ablation.md). Explicit --rl_steps /
+# --eval_limit win over these.
 QUICK_RL_PROMPTS = 48
 QUICK_EVAL_LIMIT = 100
 
@@ -71,10 +86,6 @@ def quick_rl_steps(demo: DemoConfig) -> int:
     """RL steps of a --quick run: ``QUICK_RL_PROMPTS`` prompts in the demo's steps."""
     per_step = getattr(demo, "rl_prompts_per_step", None) or 1
     return max(1, math.ceil(QUICK_RL_PROMPTS / per_step))
-
-
-class AblationError(ValueError):
-    """A bad arm or seed list, or an output directory made with other settings."""
 
 
 @dataclass
@@ -138,76 +149,22 @@ def arm_description(arm: str) -> dict[str, str]:
     overrides = ARMS[arm]
     if overrides.get("token_selection") == "none":
         return {"E": "", "V": "", "T": "", "ratio": "-", "weighting": "-"}
-    signals = set(overrides.get("ktr_signals", ALL_SIGNALS))
+    signals = set(overrides.get("ktr_signals", SIGNALS))
     marks = {letter: ("x" if name in signals else "") for name, letter in SIGNAL_LETTERS.items()}
-    return {**marks, "ratio": str(overrides.get("ktr_ratio", "0.2")), "weighting": overrides.get("ktr_weighting", "hard")}
+    return {**marks, "ratio": str(overrides.get("ktr_ratio", 0.2)), "weighting": overrides.get("ktr_weighting", "hard")}
 
 
 def _slug(arm: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", arm).strip("_")
 
 
-# ---------------------------------------------------------------------------- results file
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of ``runs.jsonl``; a cut-off last line (a killed write) is dropped and removed."""
-    if not path.exists():
-        return []
-    rows, good_end, offset = [], 0, 0
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    for number, raw in enumerate(lines, start=1):
-        end = offset + len(raw) + (0 if number == len(lines) else 1)
-        if raw.strip():
-            try:
-                rows.append(json.loads(raw))
-            except json.JSONDecodeError as error:
-                if number == len(lines):
-                    break
-                raise AblationError(f"{path} line {number}: invalid JSON ({error})") from error
-        good_end = offset = end
-    if good_end < len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(good_end)
-    return rows
-
-
-def _append_row(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+# ---------------------------------------------------------------------------- results
 
 
 def pending_runs(config: AblationConfig, rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
     """(arm, seed) pairs not yet in ``rows``, seed-major: every arm of seed 0 first."""
     done = {(row["arm"], row["seed"]) for row in rows}
     return [(arm, seed) for seed in config.seeds for arm in config.arms if (arm, seed) not in done]
-
-
-def _check_settings(path: Path, settings: dict[str, Any]) -> None:
-    if path.exists():
-        stored = json.loads(path.read_text())
-        if stored != settings:
-            changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
-            raise AblationError(
-                f"{path.parent} holds an ablation made with other settings ({', '.join(changed)} differ: "
-                f"{ {k: stored.get(k) for k in changed} } there, { {k: settings.get(k) for k in changed} } now); "
-                "use another --out, or delete that directory to start over"
-            )
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings, indent=2))
-
-
-# ---------------------------------------------------------------------------- aggregation
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1); the std of a single value is 0."""
-    mean = sum(values) / len(values)
-    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def aggregate(rows: list[dict[str, Any]], arms: list[str] | tuple[str, ...],
@@ -221,91 +178,9 @@ def aggregate(rows: list[dict[str, Any]], arms: list[str] | tuple[str, ...],
             continue
         entry: dict[str, Any] = {"arm": arm, **arm_description(arm), "seeds": sorted(row["seed"] for row in runs)}
         for kind in KINDS:
-            entry[f"{kind}_mean"], entry[f"{kind}_std"] = _mean_std([float(row[kind]) for row in runs])
+            entry[f"{kind}_mean"], entry[f"{kind}_std"] = mean_std([float(row[kind]) for row in runs])
         summary.append(entry)
     return summary
-
-
-def _cell(mean: float, std: float | None) -> str:
-    return f"{100 * mean:.1f}" if std is None else f"{100 * mean:.1f} ± {100 * std:.1f}"
-
-
-def format_table(summary: list[dict[str, Any]], before: dict[str, float] | None = None, title: str = "") -> str:
-    """Rows: the warm-up checkpoint, then the arms; columns: the method (E V T, ratio,
-    weighting), the number of seeds, and test accuracy (%) mean ± std per question kind."""
-    header = f"{'arm':<16}{'E':>2}{'V':>2}{'T':>2}{'ratio':>7}  {'weighting':<10}{'seeds':>5}" + "".join(
-        f"{kind:>14}" for kind in KINDS
-    )
-    lines = [title, "", header, "-" * len(header)] if title else [header, "-" * len(header)]
-    if before is not None:
-        lines.append(f"{BEFORE_ARM:<16}{'':>6}{'':>7}  {'':<10}{'-':>5}"
-                     + "".join(f"{_cell(before[kind], None):>14}" for kind in KINDS))
-    for entry in summary:
-        lines.append(
-            f"{entry['arm']:<16}{entry['E'] or '-':>2}{entry['V'] or '-':>2}{entry['T'] or '-':>2}{entry['ratio']:>7}  "
-            f"{entry['weighting']:<10}{len(entry['seeds']):>5}"
-            + "".join(f"{_cell(entry[f'{kind}_mean'], entry[f'{kind}_std']):>14}" for kind in KINDS)
-        )
-    return "\n".join(lines)
-
-
-RUN_COLUMNS = ("arm", "seed", *KINDS, "eval_questions", "rl_steps", "reward_first", "reward_last",
-               "selected_fraction", "rl_seconds", "eval_seconds")
-SUMMARY_COLUMNS = ("arm", "E", "V", "T", "ratio", "weighting", "n_seeds", "seeds",
-                   *(f"{kind}_{stat}" for kind in KINDS for stat in ("mean", "std")))
-
-
-def write_csvs(directory: Path, rows: list[dict[str, Any]], summary: list[dict[str, Any]],
-               before: dict[str, float] | None = None) -> tuple[Path, Path]:
-    """``ablation.csv`` (one row per arm x seed) and ``ablation_summary.csv`` (mean and std per
-    arm, the warm-up checkpoint first with an empty std)."""
-    runs_path, summary_path = directory / "ablation.csv", directory / "ablation_summary.csv"
-    with runs_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RUN_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-    with summary_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
-        writer.writeheader()
-        if before is not None:
-            writer.writerow({"arm": BEFORE_ARM, "n_seeds": 0, "seeds": "",
-                             **{f"{k}_mean": before[k] for k in KINDS}, **{f"{k}_std": "" for k in KINDS}})
-        for entry in summary:
-            writer.writerow({**{k: v for k, v in entry.items() if k != "seeds"}, "n_seeds": len(entry["seeds"]),
-                             "seeds": " ".join(map(str, entry["seeds"]))})
-    return runs_path, summary_path
-
-
-def write_plot(path: Path, summary: list[dict[str, Any]], before: dict[str, float] | None = None,
-               title: str = "") -> Path:
-    """Grouped bars: one group per arm (the warm-up checkpoint first), one bar per question
-    kind, error bars one std over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = ([(BEFORE_ARM.replace(" (", "\n("), {k: before[k] for k in KINDS}, {k: math.nan for k in KINDS})]
-              if before is not None else [])
-    groups += [(entry["arm"], {k: entry[f"{k}_mean"] for k in KINDS}, {k: entry[f"{k}_std"] for k in KINDS})
-               for entry in summary]
-    width = 0.8 / len(KINDS)
-    figure, axis = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 1.5), 3.8))
-    for index, kind in enumerate(KINDS):
-        positions = [g + (index - (len(KINDS) - 1) / 2) * width for g in range(len(groups))]
-        axis.bar(positions, [100 * means[kind] for _, means, _ in groups], width,
-                 yerr=[100 * stds[kind] for _, _, stds in groups], capsize=2, label=kind)
-    axis.set_xticks(range(len(groups)), [name for name, _, _ in groups], fontsize=8)
-    tops = [100 * (means[k] + (0.0 if math.isnan(stds[k]) else stds[k])) for _, means, stds in groups for k in KINDS]
-    axis.set_ylim(0, max(max(tops, default=0.0) * 1.2, 1.0))  # room for the legend
-    axis.set_ylabel("test accuracy (%)")
-    axis.set_title(title or "Ablations: mean ± std over seeds", fontsize=10)
-    axis.legend(fontsize=8, ncol=len(KINDS))
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
 
 
 # ---------------------------------------------------------------------------- running
@@ -326,9 +201,7 @@ def _quiet_hub_bars():
 
 
 def _accuracies(summary) -> dict[str, float]:
-    from .demo import _accuracy_by_kind
-
-    values = _accuracy_by_kind(summary)
+    values = accuracy_by_kind(summary)
     return {kind: float(values.get(kind, 0.0)) for kind in KINDS}
 
 
@@ -338,23 +211,17 @@ def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[
     if meta_path.exists():
         print(f"\n== warm-up checkpoint: reusing {checkpoint}", flush=True)
         return json.loads(meta_path.read_text())
-    from .data.dataset import VideoR1Dataset
-    from .demo import encoder_label_figures, order_figures, prepare_policy
-    from .eval.runner import run_evaluation
-
     demo = config.run_config()
     print("\n== build the demo's policy and warm it up once (as the demo does)", flush=True)
     start = time.perf_counter()
-    train_set = VideoR1Dataset(world_dir / "train.jsonl", fps=demo.video_fps, min_frames=4, max_frames=16)
-    test_set = VideoR1Dataset(world_dir / "test.jsonl", fps=demo.video_fps, min_frames=4, max_frames=16)
-    policy = prepare_policy(demo, train_set, eval_set=test_set)
+    policy = prepare_policy(demo, world_split(world_dir, "train", demo), eval_set=world_split(world_dir, "test", demo))
     model, processor = policy.model, policy.processor
     warmup_seconds = time.perf_counter() - start
     print(f"   done in {warmup_seconds:.1f} s\n\n== evaluate the warm-up checkpoint", flush=True)
     predictions = config.output_dir / "eval_warmup.jsonl"
     predictions.unlink(missing_ok=True)  # left by an interrupted run with another model
     start = time.perf_counter()
-    before = run_evaluation(model, processor, "synthetic", world_dir, predictions, **evaluation_kwargs(demo))
+    before = run_evaluation(model, processor, "synthetic", world_dir, predictions, **evaluation_settings(demo))
     eval_seconds = time.perf_counter() - start
     print(before.format_table())
     print(f"   done in {eval_seconds:.1f} s", flush=True)
@@ -364,8 +231,8 @@ def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[
         processor.save_pretrained(checkpoint)
     meta = {"before": _accuracies(before), "eval_questions": before.count,
             "warmup_loss": {"first": policy.warmup.losses[0], "last": policy.warmup.losses[-1]},
-            "encoder_labels": encoder_label_figures(policy.encoder),
-            "first_appearance": order_figures(policy),
+            "encoder_labels": policy.encoder_figures(),
+            "first_appearance": policy.first_colour_figures(),
             "seconds": {"warmup": warmup_seconds, "eval": eval_seconds}}
     meta_path.write_text(json.dumps(meta, indent=2))  # written last: marks the checkpoint complete
     return meta
@@ -373,11 +240,6 @@ def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[
 
 def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, checkpoint: Path) -> dict[str, Any]:
     """Load the warm-up checkpoint, RL with the arm's settings and this seed, evaluate."""
-    from .data.dataset import VideoR1Dataset
-    from .demo import _train
-    from .eval.runner import run_evaluation
-    from .models import load_local_model
-
     demo = config.run_config()
     run_dir = config.output_dir / "runs" / f"{_slug(arm)}-seed{seed}"
     if run_dir.exists():  # an interrupted run: its RL is redone, so its predictions are stale
@@ -385,14 +247,14 @@ def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, check
     run_dir.mkdir(parents=True)
     with _quiet_hub_bars():
         model, processor = load_local_model(checkpoint)
-    train_set = VideoR1Dataset(world_dir / "train.jsonl", fps=demo.video_fps, min_frames=4, max_frames=16)
+    train_set = world_split(world_dir, "train", demo)
     start = time.perf_counter()
-    rl_logs = _train(model, processor, train_set, demo, overrides=ARMS[arm], seed=seed, output_dir=run_dir / "rl",
+    rl_logs = train_rl(model, processor, train_set, demo, overrides=ARMS[arm], seed=seed, output_dir=run_dir / "rl",
                      label=f"{arm} seed {seed}", leave=False)
     rl_seconds = time.perf_counter() - start
     start = time.perf_counter()
     after = run_evaluation(model, processor, "synthetic", world_dir, run_dir / "eval.jsonl",
-                           **evaluation_kwargs(demo, progress=False))
+                           **evaluation_settings(demo, progress=False))
     eval_seconds = time.perf_counter() - start
     window = max(min(10, len(rl_logs) // 2), 1)
     rewards = [entry["reward"] for entry in rl_logs]
@@ -409,13 +271,11 @@ def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, check
 def run_ablation(config: AblationConfig, json_path: str | Path | None = None) -> dict[str, Any]:
     """Run (or resume) every pending (arm, seed), then aggregate; returns the summary that
     ``ablation.json`` holds."""
-    from .synthetic import generate_dataset
-
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
     warnings.filterwarnings("ignore", category=UserWarning)
     started = time.perf_counter()
-    _check_settings(out / "settings.json", config.settings())
+    check_settings(out / "settings.json", config.settings())
     demo = config.run_config()
     world_dir = out / "world"
     print(f"\n== synthesize the demo's video world ({demo.num_rows} clips)", flush=True)
@@ -442,7 +302,7 @@ def run_ablation(config: AblationConfig, json_path: str | Path | None = None) ->
             if bar is not None:
                 bar.set_description(f"ablation [{arm} seed {seed}]")
             row = _run_one(config, arm, seed, world_dir, checkpoint)
-            _append_row(results, row)
+            append_row(results, row)
             rows.append(row)
             if bar is not None:
                 bar.update(1)
@@ -454,6 +314,14 @@ def run_ablation(config: AblationConfig, json_path: str | Path | None = None) ->
         if bar is not None:
             bar.close()
 
+    return _report(config, rows, meta, started, json_path)
+
+
+def _report(config: AblationConfig, rows: list[dict[str, Any]], meta: dict[str, Any], started: float,
+            json_path: str | Path | None) -> dict[str, Any]:
+    """Aggregate the rows of the configured arms and seeds; print the table and write the CSV
+    files, the plot and ``ablation.json``."""
+    out, demo = config.output_dir, config.run_config()
     wanted = [row for row in rows if row["arm"] in config.arms and row["seed"] in config.seeds]
     wanted.sort(key=lambda row: (config.arms.index(row["arm"]), config.seeds.index(row["seed"])))
     summary = aggregate(wanted, config.arms, config.seeds)
@@ -475,5 +343,5 @@ def run_ablation(config: AblationConfig, json_path: str | Path | None = None) ->
         Path(json_path).write_text(json.dumps(result, indent=2))
     print("\n" + format_table(summary, before, title))
     print(f"\nper run: {runs_csv}\nsummary: {summary_csv}\nplot: {plot}\njson: {out / 'ablation.json'}"
-          f"\nruns: {results} (rerun the same command to resume)")
+          f"\nruns: {out / 'runs.jsonl'} (rerun the same command to resume)")
     return result

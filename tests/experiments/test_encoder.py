@@ -7,10 +7,14 @@ import pytest
 import torch
 
 from videoktr.data.dataset import VideoR1Dataset
+from videoktr.experiments.encoder import (
+    LABEL_NAMES,
+    label_counts,
+    pretrain_vision_encoder,
+    region_targets,
+)
 from videoktr.models.tiny import build_tiny_model
-from videoktr.synthetic.encoder import LABEL_NAMES, label_counts, pretrain_vision_encoder, region_targets
-from videoktr.synthetic.questions import sample_question
-from videoktr.synthetic.world import COLOURS, KINDS, Scene, render
+from videoktr.synthetic import COLOURS, KINDS, Scene, render, sample_question
 
 
 def _scenes(count: int):

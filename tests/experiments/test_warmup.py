@@ -8,10 +8,10 @@ import torch
 
 from tests.data.media import write_video
 from videoktr.data.dataset import VideoR1Dataset
-from videoktr.models.tiny import build_tiny_model
-from videoktr.train.sft import sft_target, supervised_warmup
-from videoktr.models.generation import generate_completions
 from videoktr.data.prompts import build_prompt_inputs
+from videoktr.experiments.warmup import sft_target, supervised_warmup
+from videoktr.models.generation import generate_completions
+from videoktr.models.tiny import build_tiny_model
 
 TRACE = "<think>I see a red square first, then a blue circle.</think><answer>A</answer>"
 

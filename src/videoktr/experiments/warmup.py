@@ -14,17 +14,18 @@ computed by the same adapter pass as GRPO's (video encoded once, chunked ``lm_he
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
-from transformers import get_scheduler
 
+from ..core.signals import DEFAULT_CHUNK_SIZE
 from ..data.cycle import CachedShuffleCycle
 from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter
 from ..models.generation import eos_token_ids
+from .supervised import supervised_loop
 
 
 def sft_target(sample: Sample) -> str:
@@ -71,7 +72,7 @@ def supervised_warmup(
     prompts_per_step: int = 4,
     max_pixels: int | None = None,
     seed: int = 0,
-    chunk_size: int | None = 1024,
+    chunk_size: int | None = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
     warmup_ratio: float = 0.03,
     max_grad_norm: float | None = 1.0,
@@ -79,21 +80,14 @@ def supervised_warmup(
     token_weights: Callable[[Sample, list[int]], list[float] | None] | None = None,
 ) -> WarmupResult:
     """Teacher-force ``steps`` AdamW updates of ``prompts_per_step`` rows each (cycling
-    through a seeded shuffle of the dataset). Decoded media are cached: warm-up sees each
-    sample many times. Returns the loss of each step.
+    through a seeded shuffle of the dataset; decoded media are cached, since the warm-up sees
+    each sample many times) with ``supervised_loop``: a linear schedule after a
+    ``warmup_ratio`` ramp, gradients clipped to ``max_grad_norm``. Returns each step's loss.
 
-    The learning rate follows the usual fine-tuning schedule (transformers' ``linear``: a
-    ``warmup_ratio`` ramp, then a linear decay to zero), and gradients are clipped to
-    ``max_grad_norm`` (``None``: no clipping), as ``transformers.Trainer`` does by default.
     ``freeze_vision_encoder``: train only the language model (``frozen_vision_encoder``). The
     demo does, so that the skills of its earlier stages survive the warm-up's larger steps.
     ``token_weights(sample, target_ids)``: a weight per target token (or None: all 1); the loss
     of a row is then the weighted mean NLL, sum(w * nll) / sum(w)."""
-    if freeze_vision_encoder:
-        with frozen_vision_encoder(model):
-            return supervised_warmup(model, processor, dataset, steps, learning_rate, prompts_per_step, max_pixels,
-                                     seed, chunk_size, progress, warmup_ratio, max_grad_norm,
-                                     token_weights=token_weights)
     if steps < 1 or prompts_per_step < 1:
         raise ValueError(f"steps and prompts_per_step must be positive, got {steps} and {prompts_per_step}")
     if len(dataset) == 0:
@@ -101,9 +95,6 @@ def supervised_warmup(
     adapter = get_adapter(model)
     tokenizer = processor.tokenizer
     end_of_turn = eos_token_ids(model, processor)[0]
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=learning_rate)
-    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(warmup_ratio * steps), num_training_steps=steps)
     result = WarmupResult()
 
     def prepare(index: int):
@@ -120,32 +111,17 @@ def supervised_warmup(
             raise ValueError(f"token_weights gave {len(weights)} weights for a target of {len(target)} tokens")
         return inputs, torch.tensor([target]), torch.tensor([weights], dtype=torch.float32)
 
+    def weighted_nll(example, step: int) -> torch.Tensor:
+        inputs, target, weights = example
+        logps = adapter.policy_logps(model, adapter.prepare(inputs), target.to(adapter.device), chunk_size=chunk_size)
+        weights = weights.to(logps.device)
+        return -(weights * logps).sum() / weights.sum()
+
     examples = CachedShuffleCycle(len(dataset), prepare, seed, f"no sample of {dataset.dataset_file} could be decoded")
-    model.train()
-
-    iterator = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc="warm-up", unit="step")
-    for _ in iterator:
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for _ in range(prompts_per_step):
-            inputs, target, weights = next(examples)
-            logps = adapter.policy_logps(
-                model, adapter.prepare(inputs), target.to(adapter.device), chunk_size=chunk_size
-            )
-            weights = weights.to(logps.device)
-            loss = -(weights * logps).sum() / weights.sum() / prompts_per_step
-            loss.backward()
-            step_loss += loss.item()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        result.losses.append(step_loss)
-        if progress:
-            iterator.set_postfix(loss=f"{step_loss:.3f}")
-    model.eval()
+    with frozen_vision_encoder(model) if freeze_vision_encoder else nullcontext():
+        result.losses = supervised_loop(
+            model, [p for p in model.parameters() if p.requires_grad], examples, weighted_nll, steps,
+            prompts_per_step, learning_rate, schedule="linear", warmup_ratio=warmup_ratio,
+            max_grad_norm=max_grad_norm, description="warm-up", progress=progress,
+        )
     return result

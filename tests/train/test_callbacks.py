@@ -60,38 +60,3 @@ def test_disabled_callback_draws_nothing():
         getattr(callback, event)(SimpleNamespace(beta=0.0), state, TrainerControl())
     callback.on_log(SimpleNamespace(beta=0.0), state, TrainerControl(), logs=LOGS)
     assert stream.getvalue() == "" and callback.bar is None
-
-
-def test_demo_prints_no_metrics_dicts_and_ablate_reproduces_the_demo(tmp_path, capsys):
-    """A tiny demo run: the RL stage draws one compact bar, stdout holds no Trainer log dicts.
-    ``videoktr ablate``'s V+E+T arm with the demo's sizes and seed then writes the demo's
-    answers, word for word, before RL and after it: same world, warm-up, RL and evaluation."""
-    import json
-    import warnings
-
-    from videoktr.ablate import AblationConfig, run_ablation
-    from videoktr.demo import run_demo
-
-    from .conftest import tiny_demo
-
-    config = tiny_demo(output_dir=tmp_path / "demo", rl_steps=3, progress=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        summary = run_demo(config)
-    captured = capsys.readouterr()
-    assert summary["rl"]["steps"] == 3
-    for stream in (captured.out, captured.err):
-        assert "{'loss'" not in stream and "'train_runtime'" not in stream and "'grad_norm'" not in stream
-    assert "RL video_ktr" in captured.err and "3/3" in captured.err and "reward=" in captured.err
-
-    out = tmp_path / "ablation"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run_ablation(AblationConfig(output_dir=out, arms=("V+E+T",), seeds=(config.seed,), demo=config,
-                                    progress=False))
-
-    def outputs(path):
-        return [json.loads(line)["output"] for line in path.read_text().splitlines()]
-
-    assert outputs(out / "eval_warmup.jsonl") == outputs(tmp_path / "demo" / "eval_before.jsonl")
-    assert outputs(out / "runs" / "V_E_T-seed0" / "eval.jsonl") == outputs(tmp_path / "demo" / "eval_after.jsonl")

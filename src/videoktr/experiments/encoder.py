@@ -29,7 +29,8 @@ from ..data.cycle import CachedShuffleCycle
 from ..data.dataset import VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter
-from .world import COLOURS, KINDS, Scene, shape_mask
+from ..synthetic.world import COLOURS, KINDS, Scene, shape_mask
+from .supervised import supervised_loop
 
 __all__ = ["LABEL_NAMES", "EncoderPretrainResult", "label_counts", "pretrain_vision_encoder", "region_targets"]
 
@@ -109,7 +110,6 @@ def pretrain_vision_encoder(
         raise ValueError("the model has no parameters under a 'visual' module to pre-train")
     width = model.config.text_config.hidden_size
     head = torch.nn.Linear(width, len(LABEL_NAMES)).to(adapter.device)
-    optimizer = torch.optim.AdamW([*encoder_parameters, *head.parameters()], lr=learning_rate)
 
     def prepare(index: int):
         decoded = dataset.decode(index)
@@ -125,33 +125,24 @@ def pretrain_vision_encoder(
         len(dataset), prepare, seed, f"no row of {dataset.dataset_file} has a decodable video and a scene"
     )
 
-    result = EncoderPretrainResult()
-    iterator = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc="encoder pre-training", unit="step")
-    model.train()
     tallies = Counter()  # label_counts over the last 10% of steps, plus "tokens"
-    for step in iterator:
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for _ in range(clips_per_step):
-            prompt, targets = next(clips)
-            tokens = torch.cat(tuple(adapter.encode(prompt)["video"].pooler_output))
-            logits = head(tokens)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets) / clips_per_step
-            loss.backward()
-            step_loss += loss.item()
-            if step >= steps - max(steps // 10, 1):
-                tallies.update(label_counts(logits, targets))
-                tallies["tokens"] += targets.shape[0]
-        optimizer.step()
-        result.losses.append(step_loss)
-        if progress:
-            iterator.set_postfix(loss=f"{step_loss:.4f}")
+    tally_from = steps - max(steps // 10, 1)
+
+    def label_loss(item, step: int) -> torch.Tensor:
+        prompt, targets = item
+        tokens = torch.cat(tuple(adapter.encode(prompt)["video"].pooler_output))
+        logits = head(tokens)
+        if step >= tally_from:
+            tallies.update(label_counts(logits, targets))
+            tallies["tokens"] += targets.shape[0]
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+
+    result = EncoderPretrainResult()
+    result.losses = supervised_loop(
+        model, [*encoder_parameters, *head.parameters()], clips, label_loss, steps, clips_per_step, learning_rate,
+        description="encoder pre-training", progress=progress, loss_digits=4,
+    )
     result.label_accuracy = tallies["tokens_right"] / max(tallies["tokens"], 1)
     result.label_precision = tallies["true_positive"] / max(tallies["predicted"], 1)
     result.label_recall = tallies["true_positive"] / max(tallies["actual"], 1)
-    model.eval()
     return result

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from videoktr.demo import DemoConfig
+from videoktr.experiments.policy import DemoConfig
 
 TINY = {"num_rows": 30, "warmup_steps": 3, "warmup_prompts_per_step": 2, "rl_steps": 1, "num_generations": 2,
         "max_completion_length": 12, "eval_limit": 3, "attribution_limit": 2, "progress": False,

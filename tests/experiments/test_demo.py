@@ -6,10 +6,10 @@ reported in the README; here only the pipeline's behaviour is checked.
 
 import json
 import warnings
-from pathlib import Path
 
 from videoktr.cli import main
-from videoktr.demo import DemoConfig, run_demo
+from videoktr.experiments.demo import run_demo
+from videoktr.experiments.policy import DemoConfig
 
 
 def test_small_demo_writes_report_plots_and_summary(tmp_path):

@@ -29,8 +29,9 @@ from ..data.cycle import CachedShuffleCycle
 from ..data.dataset import VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter
-from ..train.sft import frozen_vision_encoder
-from .world import COLOURS, Scene
+from ..synthetic.world import COLOURS, Scene
+from .supervised import supervised_loop
+from .warmup import frozen_vision_encoder
 
 __all__ = ["FIRST_APPEARANCE", "OrderPretrainResult", "first_appearance_accuracy", "first_colour_weights",
            "pretrain_first_appearance"]
@@ -146,42 +147,22 @@ def pretrain_first_appearance(
     result = OrderPretrainResult(rows=sum(_states_first_appearance(dataset[i].row) for i in range(len(dataset))))
     if not result.rows:
         raise ValueError(f"no row of {dataset.dataset_file} has a trace stating {FIRST_APPEARANCE!r} and a scene")
-    with frozen_vision_encoder(model):
-        language_parameters = [p for p in model.parameters() if p.requires_grad]
-        _train(model, adapter, processor, dataset, language_parameters, result, steps, learning_rate,
-               prompts_per_step, seed, progress)
-    if eval_dataset is not None:
-        result.heldout_accuracy, result.heldout_rows = first_appearance_accuracy(model, processor, eval_dataset)
-    return result
-
-
-def _train(model, adapter, processor, dataset, parameters, result, steps, learning_rate, prompts_per_step, seed,
-           progress) -> None:
-    optimizer = torch.optim.AdamW(parameters, lr=learning_rate)
     items = CachedShuffleCycle(
         len(dataset),
         lambda index: _first_appearance_item(dataset, index, processor, adapter),
         seed,
         f"no row of {dataset.dataset_file} has a readable clip and a trace stating {FIRST_APPEARANCE!r}",
     )
-    iterator = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc="order pre-training", unit="step")
-    model.train()
-    for _ in iterator:
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for _ in range(prompts_per_step):
-            prompt, target, position, _ = next(items)
-            logps = adapter.policy_logps(model, prompt, target, chunk_size=None)
-            loss = -logps[0, position] / prompts_per_step
-            loss.backward()
-            step_loss += loss.item()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        result.losses.append(step_loss)
-        if progress:
-            iterator.set_postfix(loss=f"{step_loss:.3f}")
-    model.eval()
+    def colour_nll(item, step: int) -> torch.Tensor:
+        prompt, target, position, _ = item
+        return -adapter.policy_logps(model, prompt, target, chunk_size=None)[0, position]
+
+    with frozen_vision_encoder(model):
+        result.losses = supervised_loop(
+            model, [p for p in model.parameters() if p.requires_grad], items, colour_nll, steps, prompts_per_step,
+            learning_rate, max_grad_norm=1.0, description="order pre-training", progress=progress,
+        )
+    if eval_dataset is not None:
+        result.heldout_accuracy, result.heldout_rows = first_appearance_accuracy(model, processor, eval_dataset)
+    return result

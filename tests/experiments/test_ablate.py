@@ -7,8 +7,9 @@ import warnings
 
 import pytest
 
-from videoktr import ablate
-from videoktr.ablate import (
+from videoktr.cli import main
+from videoktr.experiments import ablate
+from videoktr.experiments.ablate import (
     ARMS,
     RUN_COLUMNS,
     AblationConfig,
@@ -20,8 +21,7 @@ from videoktr.ablate import (
     run_ablation,
     write_csvs,
 )
-from videoktr.cli import main
-from videoktr.demo import DemoConfig
+from videoktr.experiments.policy import DemoConfig
 from videoktr.train.config import load_config
 
 from .conftest import tiny_demo
@@ -41,7 +41,7 @@ EXPECTED = {  # arm: (token_selection, selected signals, ratio, weighting)
 
 @pytest.mark.parametrize("arm", list(ARMS))
 def test_arm_overrides_give_the_intended_trainer_config(arm, tmp_path):
-    # As demo._train merges them: the video_ktr preset and the demo's ratio, then the arm's keys.
+    # As policy.train_rl merges them: the video_ktr preset and the demo's ratio, then the arm's keys.
     config = load_config(**{"preset": "video_ktr", "output_dir": str(tmp_path), "ktr_ratio": "0.3", **ARMS[arm]})
     selection, signals, ratio, weighting = EXPECTED[arm]
     assert config.token_selection == selection
@@ -56,7 +56,7 @@ def test_every_arm_of_the_brief_is_there():
 
 
 def test_train_passes_the_overrides_seed_and_output_dir(monkeypatch, tmp_path):
-    from videoktr import demo
+    from videoktr.experiments import policy
 
     seen = {}
 
@@ -75,10 +75,10 @@ def test_train_passes_the_overrides_seed_and_output_dir(monkeypatch, tmp_path):
         def train(self):
             pass
 
-    monkeypatch.setattr(demo, "VideoGRPOTrainer", FakeTrainer)
+    monkeypatch.setattr(policy, "VideoGRPOTrainer", FakeTrainer)
     model = type("Model", (), {"eval": lambda self: None})()
-    logs = demo._train(model, None, None, DemoConfig(rl_steps=5, progress=False), overrides=ARMS["V+E+T:r=0.4"],
-                       seed=7, output_dir=tmp_path / "rl", label="V+E+T:r=0.4")
+    logs = policy.train_rl(model, None, None, DemoConfig(rl_steps=5, progress=False), overrides=ARMS["V+E+T:r=0.4"],
+                           seed=7, output_dir=tmp_path / "rl", label="V+E+T:r=0.4")
     args = seen["args"]
     assert logs == [{"reward": 0.5, "step": 1}]
     assert args.seed == 7 and args.output_dir == str(tmp_path / "rl") and args.max_steps == 5
@@ -198,3 +198,32 @@ def test_ablate_command_is_wired(capsys):
         main(["ablate", "--help"])
     text = capsys.readouterr().out
     assert "--quick" in text and "--seeds" in text and "--arms" in text and "--rl-steps" in text
+
+
+def test_demo_prints_no_metrics_dicts_and_ablate_reproduces_the_demo(tmp_path, capsys):
+    """A tiny demo run: the RL stage draws one compact bar, stdout holds no Trainer log dicts.
+    ``videoktr ablate``'s V+E+T arm with the demo's sizes and seed then writes the demo's
+    answers, word for word, before RL and after it: same world, warm-up, RL and evaluation."""
+    from videoktr.experiments.demo import run_demo
+
+    config = tiny_demo(output_dir=tmp_path / "demo", rl_steps=3, progress=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = run_demo(config)
+    captured = capsys.readouterr()
+    assert summary["rl"]["steps"] == 3
+    for stream in (captured.out, captured.err):
+        assert "{'loss'" not in stream and "'train_runtime'" not in stream and "'grad_norm'" not in stream
+    assert "RL video_ktr" in captured.err and "3/3" in captured.err and "reward=" in captured.err
+
+    out = tmp_path / "ablation"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_ablation(AblationConfig(output_dir=out, arms=("V+E+T",), seeds=(config.seed,), demo=config,
+                                    progress=False))
+
+    def outputs(path):
+        return [json.loads(line)["output"] for line in path.read_text().splitlines()]
+
+    assert outputs(out / "eval_warmup.jsonl") == outputs(tmp_path / "demo" / "eval_before.jsonl")
+    assert outputs(out / "runs" / "V_E_T-seed0" / "eval.jsonl") == outputs(tmp_path / "demo" / "eval_after.jsonl")

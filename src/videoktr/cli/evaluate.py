@@ -1,0 +1,109 @@
+"""``videoktr eval run`` and ``videoktr eval score``: a benchmark with a local model, resumable,
+or a predictions file re-scored; both print the benchmark's table and write a JSON summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from videoktr import defaults
+
+from ._flags import add_flag, fail, positive_int
+
+
+def _add_judge_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--judge", metavar="MODULE:FUNCTION", default=None,
+        help="an LLM judge f(messages) -> str for the official judge-based scoring of mmvu (every answer) and "
+             "tempcompass (answers its rules cannot match); verdicts are stored in the predictions file. Without "
+             "it those two use rule-based stand-ins; other benchmarks and --parser strict ignore it",
+    )
+    add_flag(parser, "judge_retries", type=int, default=2,
+             help="retries after a judge error before the question becomes an error row (default 2)")
+
+
+def add_parser(commands) -> None:
+    from videoktr.eval.benchmarks import BENCHMARKS  # light: no model code
+
+    parser = commands.add_parser("eval", help="evaluate a local model on a benchmark, or re-score predictions")
+    subcommands = parser.add_subparsers(dest="eval_command", metavar="{run,score}", required=True)
+    run_parser = subcommands.add_parser("run", help="generate answers and score them (resumes an existing --output)")
+    run_parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
+    run_parser.add_argument("--data", required=True, help="the benchmark's local directory (see the docs for its layout)")
+    run_parser.add_argument("--model", required=True, help="local model directory")
+    run_parser.add_argument("--output", required=True, help="predictions JSONL; rerun with the same file to resume")
+    run_parser.add_argument("--summary", help="summary JSON (default: next to --output)")
+    add_flag(run_parser, "num_frames", type=positive_int, default=defaults.EVAL_NUM_FRAMES,
+             help=f"frames per video (16/32/64; default {defaults.EVAL_NUM_FRAMES})")
+    run_parser.add_argument("--fps", type=float, default=None, help="sample at this rate instead (between 4 and --num_frames)")
+    add_flag(run_parser, "max_pixels", type=positive_int, default=None, help="total pixel budget per video")
+    run_parser.add_argument("--temperature", type=float, default=defaults.EVAL_TEMPERATURE,
+                            help=f"0 for greedy (default {defaults.EVAL_TEMPERATURE}, as the papers)")
+    add_flag(run_parser, "top_p", type=float, default=defaults.EVAL_TOP_P)
+    add_flag(run_parser, "max_new_tokens", type=positive_int, default=defaults.EVAL_MAX_NEW_TOKENS)
+    add_flag(run_parser, "batch_size", type=positive_int, default=1)
+    run_parser.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    run_parser.add_argument("--parser", default="official", help="official (the benchmark's own rules) or strict")
+    run_parser.add_argument("--bf16", action="store_true", help="load the model in bfloat16")
+    _add_judge_flags(run_parser)
+    run_parser.set_defaults(handler=run)
+    score_parser = subcommands.add_parser("score", help="re-score a predictions JSONL")
+    score_parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
+    score_parser.add_argument("--predictions", required=True)
+    score_parser.add_argument("--data", default=None, help="the benchmark directory (only needed for old files)")
+    score_parser.add_argument("--parser", default="official")
+    score_parser.add_argument("--summary", help="write the summary JSON here")
+    _add_judge_flags(score_parser)
+    score_parser.set_defaults(handler=score)
+
+
+def _judge(args: argparse.Namespace):
+    """The --judge as a Judge, or None without one; raises ValueError when it cannot load."""
+    if args.judge is None:
+        return None
+    from videoktr.eval.judge import load_judge
+
+    return load_judge(args.judge, retries=args.judge_retries)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate and score a benchmark with a local model; resumable through --output."""
+    import torch
+
+    from videoktr.eval import run_evaluation, write_summary
+    from videoktr.models import ModelLoadError, load_local_model
+
+    try:
+        judge = _judge(args)
+        model, processor = load_local_model(args.model, bf16=args.bf16)
+    except (ValueError, ModelLoadError) as error:
+        return fail("eval run", error)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    summary = run_evaluation(
+        model, processor, args.benchmark, args.data, args.output, num_frames=args.num_frames, fps=args.fps,
+        max_pixels=args.max_pixels, temperature=args.temperature, top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit, parser=args.parser,
+        judge=judge,
+    )
+    print(summary.format_table())
+    summary_path = Path(args.summary or Path(args.output).with_suffix(".summary.json"))
+    write_summary(summary, summary_path)
+    print(f"predictions: {args.output}\nsummary: {summary_path}")
+    return 0
+
+
+def score(args: argparse.Namespace) -> int:
+    """Re-score a predictions file (e.g. with the strict parser, or a judge)."""
+    from videoktr.eval import score_predictions, write_summary
+
+    try:
+        judge = _judge(args)
+    except ValueError as error:
+        return fail("eval score", error)
+    summary = score_predictions(args.benchmark, args.predictions, data_dir=args.data, parser=args.parser, judge=judge)
+    print(summary.format_table())
+    if args.summary:
+        write_summary(summary, Path(args.summary))
+        print(f"summary: {args.summary}")
+    return 0

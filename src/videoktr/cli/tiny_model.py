@@ -1,0 +1,27 @@
+"""``videoktr tiny-model``: a tiny random model and its processor on disk, nothing downloaded."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(commands) -> None:
+    from videoktr.models import SUPPORTED_MODEL_TYPES  # light: transformers loads on use
+
+    parser = commands.add_parser(
+        "tiny-model",
+        help="write a tiny random Qwen-VL model and processor to a directory (nothing is downloaded)",
+    )
+    parser.add_argument("--family", required=True, choices=SUPPORTED_MODEL_TYPES)
+    parser.add_argument("--out", required=True, help="output directory (created if missing)")
+    parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from videoktr.models.tiny import save_tiny_model
+
+    out = save_tiny_model(args.family, args.out, seed=args.seed)
+    print(f"wrote a tiny random {args.family} model and its processor to {out}")
+    print("load it with: AutoModelForImageTextToText.from_pretrained(DIR), AutoProcessor.from_pretrained(DIR)")
+    return 0

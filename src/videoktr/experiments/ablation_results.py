@@ -1,0 +1,148 @@
+"""The results of ``videoktr ablate``: the resumable rows file, the mean ± std per arm, and the
+table, CSV files and plot they are reported in."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from ..analysis.plots import grouped_bar_chart
+
+__all__ = ["BEFORE_ARM", "KINDS", "AblationError", "append_row", "check_settings", "format_table", "mean_std",
+           "read_rows", "write_csvs", "write_plot"]
+
+KINDS = ("overall", "visual", "temporal", "both")
+BEFORE_ARM = "warm-up (no RL)"
+
+
+class AblationError(ValueError):
+    """A bad arm or seed list, or an output directory made with other settings."""
+
+
+# ---------------------------------------------------------------------------- results file
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of ``runs.jsonl``; a cut-off last line (a killed write) is dropped and removed."""
+    if not path.exists():
+        return []
+    rows, good_end, offset = [], 0, 0
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, start=1):
+        end = offset + len(raw) + (0 if number == len(lines) else 1)
+        if raw.strip():
+            try:
+                rows.append(json.loads(raw))
+            except json.JSONDecodeError as error:
+                if number == len(lines):
+                    break
+                raise AblationError(f"{path} line {number}: invalid JSON ({error})") from error
+        good_end = offset = end
+    if good_end < len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(good_end)
+    return rows
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def check_settings(path: Path, settings: dict[str, Any]) -> None:
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored != settings:
+            changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+            raise AblationError(
+                f"{path.parent} holds an ablation made with other settings ({', '.join(changed)} differ: "
+                f"{ {k: stored.get(k) for k in changed} } there, { {k: settings.get(k) for k in changed} } now); "
+                "use another --out, or delete that directory to start over"
+            )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2))
+
+
+# ---------------------------------------------------------------------------- aggregation
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1); the std of a single value is 0."""
+    mean = sum(values) / len(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _cell(mean: float, std: float | None) -> str:
+    return f"{100 * mean:.1f}" if std is None else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def format_table(summary: list[dict[str, Any]], before: dict[str, float] | None = None, title: str = "") -> str:
+    """Rows: the warm-up checkpoint, then the arms; columns: the method (E V T, ratio,
+    weighting), the number of seeds, and test accuracy (%) mean ± std per question kind."""
+    header = f"{'arm':<16}{'E':>2}{'V':>2}{'T':>2}{'ratio':>7}  {'weighting':<10}{'seeds':>5}" + "".join(
+        f"{kind:>14}" for kind in KINDS
+    )
+    lines = [title, "", header, "-" * len(header)] if title else [header, "-" * len(header)]
+    if before is not None:
+        lines.append(f"{BEFORE_ARM:<16}{'':>6}{'':>7}  {'':<10}{'-':>5}"
+                     + "".join(f"{_cell(before[kind], None):>14}" for kind in KINDS))
+    for entry in summary:
+        lines.append(
+            f"{entry['arm']:<16}{entry['E'] or '-':>2}{entry['V'] or '-':>2}{entry['T'] or '-':>2}{entry['ratio']:>7}  "
+            f"{entry['weighting']:<10}{len(entry['seeds']):>5}"
+            + "".join(f"{_cell(entry[f'{kind}_mean'], entry[f'{kind}_std']):>14}" for kind in KINDS)
+        )
+    return "\n".join(lines)
+
+
+RUN_COLUMNS = ("arm", "seed", *KINDS, "eval_questions", "rl_steps", "reward_first", "reward_last",
+               "selected_fraction", "rl_seconds", "eval_seconds")
+SUMMARY_COLUMNS = ("arm", "E", "V", "T", "ratio", "weighting", "n_seeds", "seeds",
+                   *(f"{kind}_{stat}" for kind in KINDS for stat in ("mean", "std")))
+
+
+def write_csvs(directory: Path, rows: list[dict[str, Any]], summary: list[dict[str, Any]],
+               before: dict[str, float] | None = None) -> tuple[Path, Path]:
+    """``ablation.csv`` (one row per arm x seed) and ``ablation_summary.csv`` (mean and std per
+    arm, the warm-up checkpoint first with an empty std)."""
+    runs_path, summary_path = directory / "ablation.csv", directory / "ablation_summary.csv"
+    with runs_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RUN_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    with summary_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        if before is not None:
+            writer.writerow({"arm": BEFORE_ARM, "n_seeds": 0, "seeds": "",
+                             **{f"{k}_mean": before[k] for k in KINDS}, **{f"{k}_std": "" for k in KINDS}})
+        for entry in summary:
+            writer.writerow({**{k: v for k, v in entry.items() if k != "seeds"}, "n_seeds": len(entry["seeds"]),
+                             "seeds": " ".join(map(str, entry["seeds"]))})
+    return runs_path, summary_path
+
+
+def write_plot(path: Path, summary: list[dict[str, Any]], before: dict[str, float] | None = None,
+               title: str = "") -> Path:
+    """Grouped bars: one group per arm (the warm-up checkpoint first), one bar per question
+    kind, error bars one std over seeds."""
+    groups = ([(BEFORE_ARM.replace(" (", "\n("), {k: before[k] for k in KINDS}, {k: math.nan for k in KINDS})]
+              if before is not None else [])
+    groups += [(entry["arm"], {k: entry[f"{k}_mean"] for k in KINDS}, {k: entry[f"{k}_std"] for k in KINDS})
+               for entry in summary]
+    return grouped_bar_chart(
+        path, [name for name, _, _ in groups],
+        {kind: [100 * means[kind] for _, means, _ in groups] for kind in KINDS}, "test accuracy (%)",
+        title or "Ablations: mean ± std over seeds",
+        errors={kind: [100 * stds[kind] for _, _, stds in groups] for kind in KINDS}, room_for_legend=True,
+    )
