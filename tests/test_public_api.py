@@ -82,3 +82,18 @@ def test_cli_tiny_model_writes_a_loadable_model(tmp_path, capsys):
 
 def test_key_token_attributor_is_exported():
     assert "KeyTokenAttributor" in videoktr.__all__
+
+
+def test_the_trainer_imports_from_the_package_root():
+    from videoktr import KeyTokenAttributor, VideoGRPOConfig, VideoGRPOTrainer, load_config
+    from videoktr.attribution import KeyTokenAttributor as attributor_class
+    from videoktr.train.config import VideoGRPOConfig as config_class
+    from videoktr.train.config import load_config as load
+    from videoktr.train.trainer import VideoGRPOTrainer as trainer_class
+
+    assert (KeyTokenAttributor, VideoGRPOConfig, VideoGRPOTrainer, load_config) == (
+        attributor_class, config_class, trainer_class, load)
+    for name in videoktr.__all__:
+        assert getattr(videoktr, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'VideoGRPOTrainr'"):
+        videoktr.VideoGRPOTrainr

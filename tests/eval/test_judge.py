@@ -24,10 +24,10 @@ from videoktr.eval import (
 )
 from videoktr.eval.benchmarks import scorer_name
 from videoktr.eval.judge import as_judge, local_hf_judge, prompt_text
-from videoktr.eval.mmvu import JUDGED_SCORER_NOTE as MMVU_JUDGED_NOTE
-from videoktr.eval.mmvu import judge_messages as mmvu_messages
-from videoktr.eval.mmvu import parse_judge_reply as parse_mmvu
-from videoktr.eval.tempcompass import parse_judge_reply as parse_tempcompass
+from videoktr.eval.benchmarks.mmvu import JUDGED_SCORER_NOTE as MMVU_JUDGED_NOTE
+from videoktr.eval.benchmarks.mmvu import judge_messages as mmvu_messages
+from videoktr.eval.benchmarks.mmvu import parse_judge_reply as parse_mmvu
+from videoktr.eval.benchmarks.tempcompass import parse_judge_reply as parse_tempcompass
 
 MMVU_JUDGE = "tests.eval.fixture_judges:mmvu_judge"
 TC_JUDGE = "tests.eval.fixture_judges:tempcompass_judge"
@@ -278,7 +278,7 @@ def test_tempcompass_request_sends_the_output_without_end_tokens():
 
 
 def canned(outputs: dict[str, str]):
-    """A stand-in for ``runner._generate``: the output of the question whose text the prompt has;
+    """A stand-in for ``runner.answer_batch``: the output of the question whose text the prompt has;
     counts the outputs generated."""
     asked: list[str] = []
 
@@ -326,7 +326,7 @@ def mmvu_dir(tmp_path):
 def test_mmvu_run_with_a_judge_records_verdicts_and_names_the_scorer(
     mmvu_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(runner, "_generate", canned(MMVU_OUTPUTS))
+    monkeypatch.setattr(runner, "answer_batch", canned(MMVU_OUTPUTS))
     out = tmp_path / "mmvu.jsonl"
     summary = run_evaluation(object(), object(), "mmvu", mmvu_dir, out, progress=False, judge=MMVU_JUDGE)
     scorer = f"official (judge: {MMVU_JUDGE})"
@@ -358,7 +358,7 @@ def test_a_failing_judge_gives_error_rows_and_a_resumed_run_continues(
     mmvu_dir, tmp_path, monkeypatch
 ):
     generate = canned(MMVU_OUTPUTS)
-    monkeypatch.setattr(runner, "_generate", generate)
+    monkeypatch.setattr(runner, "answer_batch", generate)
     out = tmp_path / "mmvu.jsonl"
     fixture_judges.OUTAGE = True
     first = run_evaluation(
@@ -388,7 +388,7 @@ def test_a_failing_judge_gives_error_rows_and_a_resumed_run_continues(
 
 
 def test_a_judge_error_row_scores_by_rules_without_a_judge(mmvu_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "_generate", canned(MMVU_OUTPUTS))
+    monkeypatch.setattr(runner, "answer_batch", canned(MMVU_OUTPUTS))
     out = tmp_path / "mmvu.jsonl"
     fixture_judges.OUTAGE = True
     run_evaluation(object(), object(), "mmvu", mmvu_dir, out, limit=1, progress=False, judge=OUTAGE_JUDGE)
@@ -399,7 +399,7 @@ def test_a_judge_error_row_scores_by_rules_without_a_judge(mmvu_dir, tmp_path, m
 def test_scoring_a_rule_scored_file_with_a_judge_updates_it_in_place(
     mmvu_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(runner, "_generate", canned(MMVU_OUTPUTS))
+    monkeypatch.setattr(runner, "answer_batch", canned(MMVU_OUTPUTS))
     out = tmp_path / "mmvu.jsonl"
     rules = run_evaluation(object(), object(), "mmvu", mmvu_dir, out, progress=False)
     assert rules.scorer == "rule-based stand-in" and fixture_judges.CALLS == []
@@ -440,7 +440,7 @@ def test_tempcompass_run_asks_the_judge_only_for_unmatched_outputs(tmp_path, mon
         "What is she": "She is clearly running.",  # unmatched; judge: right
         "What is it": "(A) flying",  # unmatched; judge: wrong
     }
-    monkeypatch.setattr(runner, "_generate", canned(outputs))
+    monkeypatch.setattr(runner, "answer_batch", canned(outputs))
     out = tmp_path / "tc.jsonl"
     summary = run_evaluation(object(), object(), "tempcompass", root, out, progress=False, judge=TC_JUDGE)
     assert summary.accuracy == pytest.approx(2 / 3) and summary.scorer == f"official (judge: {TC_JUDGE})"
@@ -458,7 +458,7 @@ def test_video_holmes_run_ignores_a_judge(holmes_examples, tmp_path, monkeypatch
     (data / "videos").mkdir()
     write_video(data / "videos" / "RSmjqss0XKQ.mp4", num_frames=8, fps=8, width=64, height=64)
     monkeypatch.setattr(
-        runner, "_generate", lambda m, p, prompts, videos, **k: ["<answer>A</answer>" for _ in prompts]
+        runner, "answer_batch", lambda m, p, prompts, videos, **k: ["<answer>A</answer>" for _ in prompts]
     )
     fixture_judges.OUTAGE = True
     summary = run_evaluation(
@@ -471,7 +471,7 @@ def test_video_holmes_run_ignores_a_judge(holmes_examples, tmp_path, monkeypatch
 
 
 def test_cli_score_with_a_judge(mmvu_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "_generate", canned(MMVU_OUTPUTS))
+    monkeypatch.setattr(runner, "answer_batch", canned(MMVU_OUTPUTS))
     out = tmp_path / "mmvu.jsonl"
     run_evaluation(object(), object(), "mmvu", mmvu_dir, out, progress=False)
     summary_file = tmp_path / "summary.json"

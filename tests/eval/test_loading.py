@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from videoktr.eval import BENCHMARKS, AnnotationError, get_benchmark
-from videoktr.eval.video_holmes import QUESTION_TYPES
+from videoktr.eval.benchmarks.video_holmes import QUESTION_TYPES
 
 # ----------------------------------------------------------------------------- Video-Holmes
 

@@ -205,7 +205,7 @@ def test_canned_video_holmes_run_reports_the_seven_question_types(
         # answer A for every question: right for RSmjqss0XKQ questions 1, 4 and 6
         return ["<think>The first option fits.</think><answer>A</answer>" for _ in prompts]
 
-    monkeypatch.setattr(runner, "_generate", canned)
+    monkeypatch.setattr(runner, "answer_batch", canned)
     out = tmp_path / "holmes.jsonl"
     summary = run_evaluation(
         object(), object(), "video_holmes", data, out, batch_size=4, progress=False
@@ -250,7 +250,7 @@ def test_canned_videomme_run_drops_unanswered_questions(tmp_path, monkeypatch):
     write_video(data / "videos" / "vid001.mp4", num_frames=8, fps=8, width=64, height=64)
     answers = iter(["C", "B", "no idea"])
     monkeypatch.setattr(
-        runner, "_generate", lambda m, p, prompts, videos, **k: [next(answers) for _ in prompts]
+        runner, "answer_batch", lambda m, p, prompts, videos, **k: [next(answers) for _ in prompts]
     )
     summary = run_evaluation(
         object(), object(), "videomme", data, tmp_path / "mme.jsonl", progress=False

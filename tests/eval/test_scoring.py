@@ -9,9 +9,8 @@ from videoktr.eval import (
     judge_output,
     score_output,
     strict_choice,
-    video_holmes,
-    videomme,
 )
+from videoktr.eval.benchmarks import video_holmes, videomme
 
 # ----------------------------------------------------------------------------- Video-Holmes
 

@@ -89,7 +89,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .common import (
+from ..common import (
     AnnotationError,
     EvalItem,
     Judgement,
@@ -371,7 +371,7 @@ def judge(row: Mapping[str, Any], output: str, parser: str = "official") -> Judg
 def _track_rows(file: Path) -> list[tuple[str, str, object]]:
     """``(track, location, row)`` for every row of one annotation file."""
     if file.suffix.lower() == ".jsonl":
-        from .common import read_json_or_jsonl
+        from ..common import read_json_or_jsonl
 
         entries = read_json_or_jsonl(file)
         return [(_row_track(row, file, location), location, row) for location, row in entries]

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from .common import (
+from ..common import (
     AnnotationError,
     EvalItem,
     Judgement,

@@ -54,7 +54,7 @@ from typing import Any
 from videoktr.data import DatasetError, VideoR1Dataset, build_prompt_text
 from videoktr.rewards import accuracy_reward, extract_answer
 
-from .common import AnnotationError, EvalItem, Judgement, check_parser, check_unique_ids
+from ..common import AnnotationError, EvalItem, Judgement, check_parser, check_unique_ids
 
 NAME = "synthetic"
 PARSERS = ("official", "strict", "video_r1")

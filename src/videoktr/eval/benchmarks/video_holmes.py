@@ -58,7 +58,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .common import (
+from ..common import (
     AnnotationError,
     EvalItem,
     Judgement,

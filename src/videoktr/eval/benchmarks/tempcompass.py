@@ -84,7 +84,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .common import (
+from ..common import (
     AnnotationError,
     EvalItem,
     Judgement,

@@ -70,7 +70,7 @@ from string import Template
 from typing import Any
 from urllib.parse import urlparse
 
-from .common import (
+from ..common import (
     AnnotationError,
     EvalItem,
     Judgement,

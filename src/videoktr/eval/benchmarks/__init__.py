@@ -1,6 +1,8 @@
-"""The benchmark registry and the one-row scoring entry point.
+"""The benchmarks: one module each behind the ``Benchmark`` protocol, the registry, and the
+one-row scoring entry point.
 
-Every benchmark is a module with the same surface:
+A benchmark module implements ``Benchmark`` (the module itself is the implementation: its
+constants and functions are the protocol's members):
 
 * ``NAME``, ``PARSERS`` (``"official"`` first), ``BREAKDOWN_FIELDS`` (the keys of
   ``EvalItem.breakdown``), ``BREAKDOWN_ORDER`` (categories always reported, in the benchmark's
@@ -9,25 +11,30 @@ Every benchmark is a module with the same surface:
 * ``build_prompt(row) -> str``: the prompt the official script sends;
 * ``judge(row, output, parser) -> Judgement``: one output scored against one annotation row.
 
-A benchmark whose official scorer asks an LLM judge (``mmvu``, ``tempcompass``) also has
-``JUDGE_PARSERS`` (the parsers that ask it), ``JUDGED_SCORER_NOTE`` and takes
-``judge(row, output, parser, judge=...)``; see ``videoktr.eval.judge``. Giving a judge for any
-other benchmark or parser is a documented no-op.
+A benchmark whose official scorer asks an LLM judge (``mmvu``, ``tempcompass``) implements
+``JudgedBenchmark``: also ``JUDGE_PARSERS`` (the parsers that ask it), ``JUDGED_SCORER_NOTE``,
+and ``judge(row, output, parser, judge=...)``; see ``videoktr.eval.judge``. Giving a judge for
+any other benchmark or parser is a documented no-op.
+
+Adding a benchmark is one new module here that implements the protocol, listed in
+``BENCHMARKS``; ``tests/eval/test_protocol.py`` checks every listed module against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import ModuleType
-from typing import Any
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
+from ..common import EvalItem, Judgement
+from ..judge import Judge, JudgeFunction, as_judge
 from . import mmvu, synthetic, tempcompass, video_holmes, videomme, videommmu
-from .common import EvalItem, Judgement
-from .judge import Judge, JudgeFunction, as_judge
 
 __all__ = [
     "BENCHMARKS",
     "STAND_IN_SCORER",
+    "Benchmark",
+    "JudgedBenchmark",
     "get_benchmark",
     "judge_applies",
     "judge_output",
@@ -35,10 +42,42 @@ __all__ = [
     "scorer_name",
 ]
 
+
+class Benchmark(Protocol):
+    """What every benchmark module offers (see the package docstring)."""
+
+    NAME: str
+    PARSERS: Sequence[str]
+    BREAKDOWN_FIELDS: Sequence[str]
+    BREAKDOWN_ORDER: Mapping[str, Sequence[str]]
+    SCORER_NOTE: str
+
+    def load_items(self, data_dir: str | os.PathLike) -> list[EvalItem]:
+        """The benchmark's questions, read and validated from its official annotation files."""
+
+    def build_prompt(self, row: Mapping[str, Any]) -> str:
+        """The user turn's text for one annotation row, as the official script builds it."""
+
+    def judge(self, row: Mapping[str, Any], output: str, parser: str = "official") -> Judgement:
+        """One model output scored against one annotation row with ``parser``'s rules."""
+
+
+class JudgedBenchmark(Benchmark, Protocol):
+    """A benchmark whose official scorer asks an LLM judge (MMVU, TempCompass)."""
+
+    JUDGE_PARSERS: Sequence[str]
+    JUDGED_SCORER_NOTE: str
+
+    def judge(self, row: Mapping[str, Any], output: str, parser: str = "official",
+              judge: Judge | None = None) -> Judgement:
+        """As ``Benchmark.judge``; with ``judge`` and a parser of ``JUDGE_PARSERS``, the
+        official judge flow."""
+
+
 STAND_IN_SCORER = "rule-based stand-in"
 """The scorer of a judge benchmark's ``official`` parser when no judge is given."""
 
-BENCHMARKS: dict[str, ModuleType] = {
+BENCHMARKS: dict[str, Benchmark] = {
     "video_holmes": video_holmes,
     "videommmu": videommmu,
     "mmvu": mmvu,
@@ -46,10 +85,10 @@ BENCHMARKS: dict[str, ModuleType] = {
     "videomme": videomme,
     "synthetic": synthetic,
 }
-"""Benchmark name -> module (see this module's docstring for the surface each one offers)."""
+"""Benchmark name -> module (each implements ``Benchmark``)."""
 
 
-def get_benchmark(benchmark: str) -> ModuleType:
+def get_benchmark(benchmark: str) -> Benchmark:
     try:
         return BENCHMARKS[benchmark]
     except KeyError:

@@ -1,0 +1,77 @@
+"""Answering benchmark questions with a local model: the settings, the frames, the batched call.
+
+Generation follows the official Qwen-VL evaluation settings of Video-Holmes and Video-R1
+(``videoktr.defaults``: temperature 0.1, top-p 0.001, up to 1,024 new tokens);
+``temperature <= 0`` is greedy. Frames: ``num_frames`` frames sampled uniformly over the whole
+video (``data.decode_uniform``); or, with ``fps``, frames at that rate, between
+``defaults.MIN_FRAMES`` and ``num_frames``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .. import defaults
+from ..data.prompts import build_batch_inputs
+from ..data.video import DecodedVideo, decode_uniform, decode_video
+from ..models.generation import generate_texts
+
+__all__ = ["EvalSettings", "answer_batch", "decode_clip"]
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How questions are asked: frames, pixels, sampling, batch size, and how many questions
+    (``limit``: the first N in file order; None asks all). Checked when built."""
+
+    num_frames: int = defaults.EVAL_NUM_FRAMES
+    fps: float | None = None
+    max_pixels: int | None = None
+    temperature: float = defaults.EVAL_TEMPERATURE
+    top_p: float = defaults.EVAL_TOP_P
+    max_new_tokens: int = defaults.EVAL_MAX_NEW_TOKENS
+    batch_size: int = 1
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "max_new_tokens", "batch_size"):
+            _positive_int(name, getattr(self, name))
+        limit = self.limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
+        if self.max_pixels is not None:
+            _positive_int("max_pixels", self.max_pixels)
+        fps = self.fps
+        if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be None or a positive number, got {fps!r}")
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be a finite number, got {self.temperature!r}")
+        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decode_clip(path: str | os.PathLike, settings: EvalSettings) -> DecodedVideo:
+    """The frames a question is asked about (see the module docstring)."""
+    if settings.fps is None:
+        return decode_uniform(path, settings.num_frames)
+    return decode_video(path, fps=settings.fps, min_frames=min(defaults.MIN_FRAMES, settings.num_frames),
+                        max_frames=settings.num_frames)
+
+
+def answer_batch(model: Any, processor: Any, prompts: Sequence[str], videos: Sequence[DecodedVideo],
+                 settings: EvalSettings) -> list[str]:
+    """One generated answer per question (prompts padded on the left when batched)."""
+    inputs = build_batch_inputs(processor, prompts, videos, settings.max_pixels, left_pad=settings.batch_size > 1)
+    return generate_texts(model, processor, inputs, settings.max_new_tokens, settings.temperature, settings.top_p)
