@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "videoktr"
 # (``__init__`` is the package root, videoktr/__init__.py).
 LAYERS = (
     ("core", "defaults", "_specs"),
-    ("data", "rewards"),
+    ("data",),
+    ("rewards",),
     ("models",),
     ("attribution",),
     ("analysis",),

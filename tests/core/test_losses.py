@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from videoktr import grpo_loss, select_key_tokens
-from videoktr.core import AGGREGATIONS
+from videoktr.core import AGGREGATIONS, agg_loss, aggregation_normaliser
 
 from .reference import grpo_loss_reference
 
@@ -227,3 +227,43 @@ def test_errors_name_the_argument(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         grpo_loss(**args)
+
+
+# ---------------------------------------------------------------- the public aggregation
+
+
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+@pytest.mark.parametrize("seed", range(5))
+def test_batches_aggregated_one_at_a_time_weigh_in_by_their_normaliser(aggregation, seed):
+    """agg(all rows) = sum_b n_b agg(b) / sum_b n_b, n_b = aggregation_normaliser(b): how the
+    trainer adds up its one-backward-per-prompt losses. Soft weights and empty rows included."""
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    mask = torch.arange(5) < torch.randint(0, 6, (6, 1), generator=gen)
+    weights = torch.rand(6, 5, generator=gen, dtype=torch.float64) * (torch.rand(6, 5, generator=gen) > 0.4) * mask
+    batches = [slice(0, 2), slice(2, 3), slice(3, 6)]
+    normalisers = [aggregation_normaliser(weights[b], mask[b], aggregation) for b in batches]
+    pieces = [agg_loss(values[b], weights[b], mask[b], aggregation) for b in batches]
+    combined = sum(n * piece for n, piece in zip(normalisers, pieces)) / sum(normalisers)
+    assert agg_loss(values, weights, mask, aggregation).item() == pytest.approx(combined.item(), rel=1e-12)
+
+
+def test_aggregation_normalisers_count_what_each_aggregation_averages():
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    weights = torch.tensor([[0.5, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.25, 0.0, 0.0, 0.0]])
+    expected = {"seq_mean": 3.0, "seq_mean_selected": 2.0, "token_mean": 6.0, "token_mean_selected": 1.75}
+    for aggregation, value in expected.items():
+        assert aggregation_normaliser(weights, mask, aggregation).item() == value, aggregation
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        aggregation_normaliser(weights, mask, "mean")
+
+
+def test_grpo_loss_is_agg_loss_of_the_clipped_objective():
+    logps, old, _, advantages, mask, _ = make_batch(3)
+    for aggregation in AGGREGATIONS:
+        loss, _ = grpo_loss(logps, old, advantages, mask, aggregation=aggregation)
+        ratio = torch.exp(logps - old)
+        per_token = -torch.min(ratio * advantages[:, None], torch.clamp(ratio, 0.8, 1.2) * advantages[:, None])
+        per_token = torch.where(mask, per_token, torch.zeros_like(per_token))
+        expected = agg_loss(per_token, mask.double(), mask, aggregation)
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-12), aggregation

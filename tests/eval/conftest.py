@@ -69,3 +69,15 @@ def synthetic_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def holmes_examples() -> Path:
     return HOLMES_EXAMPLES
+
+
+@pytest.fixture(autouse=True)
+def fresh_fixture_judges():
+    """The fake judges' call log and outage switch, reset around every test."""
+    from tests.eval import fixture_judges
+
+    fixture_judges.CALLS.clear()
+    fixture_judges.OUTAGE = False
+    yield
+    fixture_judges.CALLS.clear()
+    fixture_judges.OUTAGE = False

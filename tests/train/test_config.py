@@ -109,3 +109,21 @@ def test_yaml_errors(tmp_path, out):
         load_config(out, config_file=tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="unknown key 'ratio' in the arguments"):
         load_config(out, ratio=0.2)
+
+
+def test_typed_values_pass_through_untouched(tmp_path):
+    """A library caller passes ktr_ratio as a mapping (no 'visual=..' string round trip), and a
+    YAML scalar that YAML reads as text (1e-6) takes its field's type."""
+    ratios = {"visual": 0.3, "temporal": 0.2, "entropy": 0.1}
+    config = load_config(output_dir=str(tmp_path), ktr_ratio=ratios)
+    assert config.ktr_ratio == ratios and isinstance(config.ktr_ratio, dict)
+    recipe = write_yaml(tmp_path, "learning_rate: 1e-6\nnum_generations: '4'\nmask_kl: false\n")
+    config = load_config(["--output_dir", str(tmp_path)], config_file=recipe)
+    assert config.learning_rate == 1e-6 and config.num_generations == 4 and config.mask_kl is False
+    with pytest.raises(ConfigError, match="num_generations='four' in .*recipe.yaml is not a valid value"):
+        load_config(["--output_dir", str(tmp_path)], config_file=write_yaml(tmp_path, "num_generations: four\n"))
+
+
+def test_flags_are_accepted_with_dashes_and_booleans_with_no_(out):
+    config = load_config(["--ktr-ratio", "0.3", "--num-generations", "4", "--no_mask_kl", *out])
+    assert config.ktr_ratio == 0.3 and config.num_generations == 4 and config.mask_kl is False

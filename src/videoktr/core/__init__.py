@@ -9,10 +9,11 @@
 * :mod:`~videoktr.core.permutations` — seeded derangements for the temporal counterfactual.
 """
 
-from .advantages import group_advantages
+from .advantages import ADVANTAGE_SCALES, group_advantages
 from .losses import AGGREGATIONS, agg_loss, aggregation_normaliser, grpo_loss
 from .permutations import sample_derangements
 from .selection import (
+    SCOPES,
     SELECTION_METHODS,
     SOFT_WEIGHTINGS,
     num_selected,
@@ -22,7 +23,9 @@ from .selection import (
 from .signals import SIGNALS, logprob_delta, token_entropy, token_logps_and_entropy
 
 __all__ = [
+    "ADVANTAGE_SCALES",
     "AGGREGATIONS",
+    "SCOPES",
     "SELECTION_METHODS",
     "SIGNALS",
     "SOFT_WEIGHTINGS",

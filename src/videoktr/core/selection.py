@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import torch
 
 from ._checks import (
+    SCOPES,
     as_bool_mask,
     check_float,
     check_group_size,
@@ -27,6 +28,9 @@ from ._checks import (
     check_scope,
     compute_dtype,
 )
+
+__all__ = ["SCOPES", "SELECTION_METHODS", "SOFT_WEIGHTINGS", "num_selected", "select_key_tokens",
+           "soft_token_weights", "unit_quantile"]
 
 SELECTION_METHODS = ("topk", "quantile")
 SOFT_WEIGHTINGS = ("softmax", "sigmoid", "linear", "exponential")

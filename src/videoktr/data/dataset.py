@@ -289,6 +289,9 @@ class VideoR1Dataset(Dataset):
         self.samples: list[Sample] = report.samples
         self.skipped_rows: list[SkippedRow] = report.skipped_rows
         self.skipped: list[SkippedMedia] = []
+        #: locations of samples ``load_or_replace`` found unreadable (each skipped from then on).
+        self.unreadable: set[str] = set()
+        self._positions: dict[int, int] | None = None
 
     # ------------------------------------------------------------------ loading
 
@@ -405,6 +408,30 @@ class VideoR1Dataset(Dataset):
                 raise error from exc
             return None
         return MediaSample(sample, media)
+
+    def load_or_replace(
+        self, sample: Sample, fps: float, min_frames: int, max_frames: int, max_tries: int = 32
+    ) -> tuple[Sample, DecodedVideo | torch.Tensor]:
+        """``(sample, media)``, or, when ``sample``'s media cannot be decoded, the next decodable
+        sample in dataset order and its media: a trainer's batch keeps its size.
+
+        Each unreadable sample is recorded once (``record_skipped_media``: a warning, or
+        ``DatasetError`` under ``on_bad_sample="raise"``) and added to ``unreadable``; later
+        visits skip it silently. ``RuntimeError`` after ``max_tries`` unreadable samples in a row.
+        """
+        if self._positions is None:
+            self._positions = {id(item): index for index, item in enumerate(self.samples)}
+        start = self._positions.get(id(sample), 0)
+        for attempt in range(max_tries):
+            candidate = self.samples[(start + attempt) % len(self.samples)]
+            if candidate.location in self.unreadable:
+                continue
+            try:
+                return candidate, load_media(candidate, fps, min_frames, max_frames)
+            except (VideoDecodeError, ImageDecodeError) as error:
+                self.record_skipped_media(candidate, str(error))
+                self.unreadable.add(candidate.location)
+        raise RuntimeError(f"{max_tries} samples in a row could not be decoded; check {self.dataset_file}")
 
     def iter_decoded(self) -> Iterator[MediaSample]:
         """Every sample whose media decodes, in order; unreadable ones are handled by ``decode``."""

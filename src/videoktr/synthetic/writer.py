@@ -225,6 +225,28 @@ class SynthSummary:
         ]
 
 
+def _manifest(seed: int, n: int, test_fraction: float, fps: float, counts: dict, families: dict) -> dict:
+    """``world.json``: how the world was drawn, its vocabulary, and the counts per split."""
+    return {
+        "generator": "videoktr.synthetic",
+        "seed": seed,
+        "n": n,
+        "test_fraction": test_fraction,
+        "fps": fps,
+        "codec": video_codec(),
+        "frame_size": [FRAME_SIZE, FRAME_SIZE],
+        "frame_counts": list(FRAME_COUNTS),
+        "colours": {name: list(rgb) for name, rgb in COLOURS.items()},
+        "kinds": list(KINDS),
+        "directions": list(DIRECTIONS),
+        "families": {name: family.kind for name, family in FAMILIES.items()},
+        "answer_labels": dict(ANSWER_LABELS),
+        "counts": counts,
+        "family_counts": families,
+        "files": {"train": "train.jsonl", "test": "test.jsonl", "videos": "videos/"},
+    }
+
+
 def generate_dataset(
     out_dir: str | os.PathLike,
     n: int,
@@ -285,24 +307,7 @@ def generate_dataset(
         split: {name: sum(r["family"] == name for r in split_rows_) for name in FAMILIES}
         for split, split_rows_ in splits.items()
     }
-    world = {
-        "generator": "videoktr.synthetic",
-        "seed": seed,
-        "n": n,
-        "test_fraction": test_fraction,
-        "fps": fps,
-        "codec": video_codec(),
-        "frame_size": [FRAME_SIZE, FRAME_SIZE],
-        "frame_counts": list(FRAME_COUNTS),
-        "colours": {name: list(rgb) for name, rgb in COLOURS.items()},
-        "kinds": list(KINDS),
-        "directions": list(DIRECTIONS),
-        "families": {name: family.kind for name, family in FAMILIES.items()},
-        "answer_labels": dict(ANSWER_LABELS),
-        "counts": counts,
-        "family_counts": families,
-        "files": {"train": "train.jsonl", "test": "test.jsonl", "videos": "videos/"},
-    }
+    world = _manifest(seed, n, test_fraction, fps, counts, families)
     world_file = out / "world.json"
     world_file.write_text(json.dumps(world, indent=2) + "\n", encoding="utf-8")
     return SynthSummary(

@@ -26,17 +26,16 @@ from typing import Any
 from transformers import HfArgumentParser, TrainingArguments
 
 from .. import defaults
+from ..core.advantages import ADVANTAGE_SCALES
 from ..core.losses import AGGREGATIONS
-from ..core.selection import SELECTION_METHODS, SOFT_WEIGHTINGS
+from ..core.selection import SCOPES, SELECTION_METHODS, SOFT_WEIGHTINGS
 from ..core.signals import DEFAULT_CHUNK_SIZE, SIGNALS
+from ..data.dataset import ON_BAD_SAMPLE
 from ..models.prompt import TEMPORAL_MODES, VISUAL_MODES
 
 TOKEN_SELECTIONS = ("ktr", "entropy", "none")
-KTR_SCOPES = ("sequence", "group", "batch")
 KTR_DELTAS = ("abs", "signed")
 KTR_WEIGHTINGS = ("hard", *SOFT_WEIGHTINGS)
-REWARD_SCALES = ("std", "none")
-BAD_SAMPLE_POLICIES = ("skip", "raise")
 
 
 class ConfigError(ValueError):
@@ -170,7 +169,7 @@ class VideoGRPOConfig(TrainingArguments):
         metadata={"help": "share selected per signal: 0.2, or per signal: 'visual=0.2,temporal=0.1' (a mapping in YAML)",
                   "text_on_command_line": True},
     )
-    ktr_scope: str = field(default="group", metadata={"help": f"selection unit: {', '.join(KTR_SCOPES)}"})
+    ktr_scope: str = field(default="group", metadata={"help": f"selection unit: {', '.join(SCOPES)}"})
     ktr_method: str = field(default="topk", metadata={"help": f"{', '.join(SELECTION_METHODS)} (quantile: the official rule)"})
     ktr_delta: str = field(default="abs", metadata={"help": "log-prob deltas: 'abs' (paper) or 'signed' (official code)"})
     ktr_weighting: str = field(default="hard", metadata={"help": f"one of {', '.join(KTR_WEIGHTINGS)}"})
@@ -197,15 +196,15 @@ class VideoGRPOConfig(TrainingArguments):
 
     def __post_init__(self) -> None:
         _choice("token_selection", self.token_selection, TOKEN_SELECTIONS)
-        _choice("ktr_scope", self.ktr_scope, KTR_SCOPES)
+        _choice("ktr_scope", self.ktr_scope, SCOPES)
         _choice("ktr_method", self.ktr_method, SELECTION_METHODS)
         _choice("ktr_delta", self.ktr_delta, KTR_DELTAS)
         _choice("ktr_weighting", self.ktr_weighting, KTR_WEIGHTINGS)
         _choice("visual_mode", self.visual_mode, VISUAL_MODES)
         _choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
         _choice("loss_aggregation", self.loss_aggregation, AGGREGATIONS)
-        _choice("scale_rewards", self.scale_rewards, REWARD_SCALES)
-        _choice("on_bad_sample", self.on_bad_sample, BAD_SAMPLE_POLICIES)
+        _choice("scale_rewards", self.scale_rewards, ADVANTAGE_SCALES)
+        _choice("on_bad_sample", self.on_bad_sample, ON_BAD_SAMPLE)
         if self.preset is not None:
             _choice("preset", self.preset, tuple(PRESETS))
         for name in self.ktr_signals:

@@ -45,17 +45,14 @@ from ..core.advantages import group_advantages
 from ..core.losses import aggregation_normaliser, grpo_loss
 from ..core.permutations import sample_derangements
 from ..core.selection import select_key_tokens, soft_token_weights
-from ..data.dataset import Sample, VideoR1Dataset, load_media
+from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..data.rollouts import PromptRollout, dump_path, write_rollout_dump
-from ..data.video import DecodedVideo, ImageDecodeError, VideoDecodeError
+from ..data.video import DecodedVideo
 from ..models import get_adapter
 from ..models.generation import generate_completions
 from ..rewards import compute_rewards, load_reward_function
 from .config import ConfigError, VideoGRPOConfig
-
-# How many replacement samples are tried when a sample's media cannot be decoded.
-_MAX_REPLACEMENTS = 32
 
 
 class RepeatBatchSampler(Sampler[int]):
@@ -161,7 +158,6 @@ class VideoGRPOTrainer(Trainer):
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._rollout_buffer: dict[int, list[PromptRollout]] = {}
         self._micro_step = 0
-        self._bad_samples: set[str] = set()  # locations of samples whose media failed to decode
 
     # ------------------------------------------------------------------ data
 
@@ -170,24 +166,6 @@ class VideoGRPOTrainer(Trainer):
         chunk = args.per_device_train_batch_size * args.gradient_accumulation_steps * self.accelerator.num_processes
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         return RepeatBatchSampler(len(dataset), chunk, args.num_iterations, seed=args.seed)
-
-    def _decode(self, sample: Sample) -> tuple[Sample, DecodedVideo | torch.Tensor]:
-        """The sample's media; if it cannot be decoded, the next decodable sample (counted)."""
-        dataset: VideoR1Dataset = self.train_dataset
-        args = self.args
-        if not hasattr(self, "_sample_positions"):
-            self._sample_positions = {id(s): i for i, s in enumerate(dataset.samples)}
-        start = self._sample_positions.get(id(sample), 0)
-        for attempt in range(_MAX_REPLACEMENTS):
-            candidate = dataset.samples[(start + attempt) % len(dataset)]
-            if candidate.location in self._bad_samples:
-                continue  # known bad: skipped again without a second warning or count
-            try:
-                return candidate, load_media(candidate, args.fps, args.min_frames, args.max_frames)
-            except (VideoDecodeError, ImageDecodeError) as error:
-                dataset.record_skipped_media(candidate, str(error))  # raises under on_bad_sample="raise"
-                self._bad_samples.add(candidate.location)
-        raise RuntimeError(f"{_MAX_REPLACEMENTS} samples in a row could not be decoded; check {dataset.dataset_file}")
 
     # ------------------------------------------------------------------ rollouts
 
@@ -258,7 +236,7 @@ class VideoGRPOTrainer(Trainer):
     @torch.no_grad()
     def _rollout(self, sample: Sample, slot: int) -> PromptRollout:
         args = self.args
-        sample, media = self._decode(sample)
+        sample, media = self.train_dataset.load_or_replace(sample, args.fps, args.min_frames, args.max_frames)
         prompt_inputs = build_prompt_inputs(self.processing_class, sample, media, args.max_pixels)
         prompt_length = int(prompt_inputs["input_ids"].shape[1])
         if args.max_prompt_length is not None and prompt_length > args.max_prompt_length:
@@ -364,7 +342,7 @@ class VideoGRPOTrainer(Trainer):
             self._metrics["completion_length"].append(rollout.completion_mask.sum(1).float().mean().item())
             for name, seconds in rollout.timing.items():
                 self._metrics[f"time/{name}"].append(seconds)
-        self._metrics["skipped_samples"].append(float(len(self._bad_samples)))
+        self._metrics["skipped_samples"].append(float(len(self.train_dataset.unreadable)))
 
     def _prepare_inputs(self, samples: list[Sample]) -> list[PromptRollout]:
         """Rollouts for this micro-batch: fresh every ``num_iterations`` steps, else reused."""
