@@ -18,20 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ..data.rollouts import RolloutRecord
+from . import statistics
 from .html import example_block, html_page, render_token_spans, signal_legend
 from .pos import PosTagger, pos_distribution
-from .statistics import (
-    ScoreSummary,
-    UnselectedStats,
-    WordCount,
-    dump_signals,
-    score_summaries,
-    selection_counts,
-    selection_regions,
-    top_selected_words,
-    unselected_stats,
-    weighting_of,
-)
+from .statistics import ScoreSummary, UnselectedStats, WordCount
 from .words import all_words
 
 __all__ = ["RolloutAnalysis", "analyze_rollouts", "write_rollouts_html"]
@@ -140,9 +130,9 @@ def _word_table(words: Sequence[WordCount], counted: str, indent: int = 2) -> li
 def analyze_rollouts(
     rollouts: Sequence[RolloutRecord], top: int = 20, pos_tagger: PosTagger | None = None
 ) -> RolloutAnalysis:
-    """Every statistic of this module over ``rollouts`` (see :func:`load_rollouts`); the POS
+    """Every statistic of ``analysis.statistics`` over ``rollouts`` (``data.load_rollouts``); the POS
     distribution only when a ``pos_tagger`` is given (e.g. :func:`load_pos_tagger`)."""
-    signals = dump_signals(rollouts)
+    signals = statistics.dump_signals(rollouts)
     words = all_words(rollouts)
     return RolloutAnalysis(
         files=list(dict.fromkeys(r.file for r in rollouts)),
@@ -150,12 +140,12 @@ def analyze_rollouts(
         tokens=sum(len(r.tokens) for r in rollouts),
         steps=sorted({r.step for r in rollouts if isinstance(r.step, int)}),
         signals=signals,
-        weighting=weighting_of(rollouts),
-        selected_tokens=selection_counts(rollouts, signals),
-        regions=selection_regions(rollouts, signals),
-        top_words=top_selected_words(rollouts, top, signals, words),
-        unselected=unselected_stats(rollouts, top, signals, words),
-        scores=score_summaries(rollouts),
+        weighting=statistics.weighting_of(rollouts),
+        selected_tokens=statistics.selection_counts(rollouts, signals),
+        regions=statistics.selection_regions(rollouts, signals),
+        top_words=statistics.top_selected_words(rollouts, top, signals, words),
+        unselected=statistics.unselected_stats(rollouts, top, signals, words),
+        scores=statistics.score_summaries(rollouts),
         pos=None if pos_tagger is None else pos_distribution(rollouts, pos_tagger, signals, words),
     )
 

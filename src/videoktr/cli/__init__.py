@@ -1,5 +1,7 @@
 """The ``videoktr`` command: one module per command, each parsing its arguments and calling the
-library; no logic of its own.
+library; no logic of its own. A command module has ``NAME``, ``HELP`` (and ``DESCRIPTION``),
+``configure(parser)`` which adds its arguments, and ``run(args) -> int`` (``eval`` sets a handler
+per subcommand instead).
 
     videoktr env | tiny-model | synth | train | eval {run,score} | demo | ablate | analyze
 
@@ -28,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"videoktr {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
-        command.add_parser(commands)
+        command_parser = commands.add_parser(command.NAME, help=command.HELP,
+                                             description=getattr(command, "DESCRIPTION", None))
+        if hasattr(command, "run"):
+            command_parser.set_defaults(handler=command.run)
+        command.configure(command_parser)
     return parser
 
 

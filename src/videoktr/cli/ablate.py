@@ -7,18 +7,18 @@ from pathlib import Path
 
 from ._flags import add_flag, fail, positive_int
 
+NAME = "ablate"
+HELP = "the paper's ablations on the synthetic world (signals, ratio, hard vs soft), mean ± std over seeds"
+DESCRIPTION = (
+    "From one warm-up checkpoint of the demo's policy, train each arm (vanilla GRPO, E / V / T "
+    "alone, V+E+T at ratios 0.1, 0.2, 0.4, V+E+T with soft sigmoid weights) with each seed, "
+    "evaluate on the test split, and print a table of mean ± std accuracy per question kind; "
+    "writes ablation.csv, ablation_summary.csv, ablation.png and ablation.json to --out. Rerun "
+    "the same command to resume."
+)
 
-def add_parser(commands) -> None:
-    parser = commands.add_parser(
-        "ablate",
-        help="the paper's ablations on the synthetic world (signals, ratio, hard vs soft), mean ± std over seeds",
-        description=(
-            "From one warm-up checkpoint of the demo's policy, train each arm (vanilla GRPO, E / V / T alone, "
-            "V+E+T at ratios 0.1, 0.2, 0.4, V+E+T with soft sigmoid weights) with each seed, evaluate on the "
-            "test split, and print a table of mean ± std accuracy per question kind; writes ablation.csv, "
-            "ablation_summary.csv, ablation.png and ablation.json to --out. Rerun the same command to resume."
-        ),
-    )
+
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="ablation_output", help="output directory (default ablation_output)")
     parser.add_argument("--quick", action="store_true",
                         help="48 prompts of RL per run and the first 100 test questions: every arm x 3 seeds in under "
@@ -31,7 +31,6 @@ def add_parser(commands) -> None:
     add_flag(parser, "eval_limit", type=positive_int, default=None, metavar="N",
              help="ask only the first N test questions (default: the whole test split; --quick: 100)")
     parser.add_argument("--json", help="also write the results (ablation.json's content) to this file")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

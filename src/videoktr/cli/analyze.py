@@ -6,17 +6,17 @@ import argparse
 
 from ._flags import add_flag, fail, positive_int
 
+NAME = "analyze"
+HELP = "statistics of the tokens the signals selected, from the trainer's rollout dumps"
+DESCRIPTION = (
+    "Read rollout dumps (train with --rollout_dump_steps N; they are written to "
+    "OUTPUT_DIR/rollouts/) and print, over all their tokens: each signal's selection and the "
+    "overlaps of the selections, the words each signal selects most, the tokens no signal "
+    "selected, and score summaries."
+)
 
-def add_parser(commands) -> None:
-    parser = commands.add_parser(
-        "analyze",
-        help="statistics of the tokens the signals selected, from the trainer's rollout dumps",
-        description=(
-            "Read rollout dumps (train with --rollout_dump_steps N; they are written to OUTPUT_DIR/rollouts/) "
-            "and print, over all their tokens: each signal's selection and the overlaps of the selections, "
-            "the words each signal selects most, the tokens no signal selected, and score summaries."
-        ),
-    )
+
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="a rollout dump .jsonl, or a directory of them")
     parser.add_argument("--top", type=positive_int, default=20, metavar="N", help="words listed per table (default 20)")
     parser.add_argument("--html", metavar="FILE", help="write a heatmap of the completions' tokens to this HTML file")
@@ -25,7 +25,6 @@ def add_parser(commands) -> None:
     parser.add_argument("--json", metavar="FILE", help="write every statistic to this JSON file")
     parser.add_argument("--pos", action="store_true",
                         help="part-of-speech distribution of the selected words (needs spaCy: pip install 'videoktr[pos]')")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+NAME = "demo"
+HELP = "synthesize a video world, warm up, train with Video-KTR, evaluate, report (CPU, minutes)"
 
-def add_parser(commands) -> None:
-    parser = commands.add_parser(
-        "demo", help="synthesize a video world, warm up, train with Video-KTR, evaluate, report (CPU, minutes)"
-    )
+
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the summary figures to this file")
     parser.add_argument("--quick", action="store_true",
                         help="a much smaller run, under a minute (a smoke test: its figures mean nothing)")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import platform
 
+NAME = "env"
+HELP = "print the versions of videoktr and its dependencies"
 
-def add_parser(commands) -> None:
-    parser = commands.add_parser("env", help="print the versions of videoktr and its dependencies")
-    parser.set_defaults(handler=run)
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """No arguments."""
 
 
 def run(_: argparse.Namespace) -> int:

@@ -10,6 +10,9 @@ from videoktr import defaults
 
 from ._flags import add_flag, fail, positive_int
 
+NAME = "eval"
+HELP = "evaluate a local model on a benchmark, or re-score predictions"
+
 
 def _add_judge_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -22,10 +25,9 @@ def _add_judge_flags(parser: argparse.ArgumentParser) -> None:
              help="retries after a judge error before the question becomes an error row (default 2)")
 
 
-def add_parser(commands) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
     from videoktr.eval.benchmarks import BENCHMARKS  # light: no model code
 
-    parser = commands.add_parser("eval", help="evaluate a local model on a benchmark, or re-score predictions")
     subcommands = parser.add_subparsers(dest="eval_command", metavar="{run,score}", required=True)
     run_parser = subcommands.add_parser("run", help="generate answers and score them (resumes an existing --output)")
     run_parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
@@ -46,7 +48,7 @@ def add_parser(commands) -> None:
     run_parser.add_argument("--parser", default="official", help="official (the benchmark's own rules) or strict")
     run_parser.add_argument("--bf16", action="store_true", help="load the model in bfloat16")
     _add_judge_flags(run_parser)
-    run_parser.set_defaults(handler=run)
+    run_parser.set_defaults(handler=run_benchmark)
     score_parser = subcommands.add_parser("score", help="re-score a predictions JSONL")
     score_parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
     score_parser.add_argument("--predictions", required=True)
@@ -54,7 +56,7 @@ def add_parser(commands) -> None:
     score_parser.add_argument("--parser", default="official")
     score_parser.add_argument("--summary", help="write the summary JSON here")
     _add_judge_flags(score_parser)
-    score_parser.set_defaults(handler=score)
+    score_parser.set_defaults(handler=score_file)
 
 
 def _judge(args: argparse.Namespace):
@@ -66,7 +68,7 @@ def _judge(args: argparse.Namespace):
     return load_judge(args.judge, retries=args.judge_retries)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_benchmark(args: argparse.Namespace) -> int:
     """Generate and score a benchmark with a local model; resumable through --output."""
     import torch
 
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def score(args: argparse.Namespace) -> int:
+def score_file(args: argparse.Namespace) -> int:
     """Re-score a predictions file (e.g. with the strict parser, or a judge)."""
     from videoktr.eval import score_predictions, write_summary
 

@@ -6,23 +6,21 @@ import argparse
 
 from ._flags import add_flag, fail
 
+NAME = "synth"
+HELP = "write the synthetic video world: clips and questions with labelled reasoning traces"
+DESCRIPTION = (
+    "Write N rows of the synthetic world SEED to DIR: videos/*.mp4, train.jsonl and test.jsonl "
+    "(Video-R1 format, each trace word labelled visual, temporal or neutral) and world.json. Row "
+    "i is the same for every N."
+)
 
-def add_parser(commands) -> None:
-    parser = commands.add_parser(
-        "synth",
-        help="write the synthetic video world: clips and questions with labelled reasoning traces",
-        description=(
-            "Write N rows of the synthetic world SEED to DIR: videos/*.mp4, train.jsonl and "
-            "test.jsonl (Video-R1 format, each trace word labelled visual, temporal or neutral) "
-            "and world.json. Row i is the same for every N."
-        ),
-    )
+
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--n", type=int, required=True, help="number of rows (videos)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     add_flag(parser, "test_fraction", type=float, default=0.2, help="share of rows in test.jsonl (default 0.2)")
     parser.add_argument("--fps", type=float, default=4.0, help="frame rate of the clips (default 4)")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+NAME = "tiny-model"
+HELP = "write a tiny random Qwen-VL model and processor to a directory (nothing is downloaded)"
 
-def add_parser(commands) -> None:
+
+def configure(parser: argparse.ArgumentParser) -> None:
     from videoktr.models import SUPPORTED_MODEL_TYPES  # light: transformers loads on use
 
-    parser = commands.add_parser(
-        "tiny-model",
-        help="write a tiny random Qwen-VL model and processor to a directory (nothing is downloaded)",
-    )
     parser.add_argument("--family", required=True, choices=SUPPORTED_MODEL_TYPES)
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,22 +8,21 @@ import dataclasses
 
 from ._flags import add_flag, fail
 
+NAME = "train"
+HELP = "GRPO with key-token reinforcement on a local model and a Video-R1 format dataset"
+DESCRIPTION = (
+    "Train with GRPO and key-token reinforcement. Every configuration key (see --help_keys, and "
+    "any transformers TrainingArguments key) can be set in the YAML file given by --config and "
+    "overridden by a flag, e.g. --ktr_ratio 0.3 (or --ktr-ratio 0.3). Common flags: --preset "
+    "{video_ktr,grpo,t_grpo,entropy_80_20} --model PATH --dataset FILE --output_dir DIR "
+    "--resume_from_checkpoint {latest,PATH}."
+)
 
-def add_parser(commands) -> None:
-    parser = commands.add_parser(
-        "train",
-        help="GRPO with key-token reinforcement on a local model and a Video-R1 format dataset",
-        description=(
-            "Train with GRPO and key-token reinforcement. Every configuration key (see --help_keys, and any "
-            "transformers TrainingArguments key) can be set in the YAML file given by --config and overridden "
-            "by a flag, e.g. --ktr_ratio 0.3 (or --ktr-ratio 0.3). Common flags: --preset "
-            "{video_ktr,grpo,t_grpo,entropy_80_20} --model PATH --dataset FILE --output_dir DIR "
-            "--resume_from_checkpoint {latest,PATH}."
-        ),
-    )
+
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML recipe (read with yaml.safe_load)")
     add_flag(parser, "help_keys", action="store_true", help="list videoktr's own configuration keys and exit")
-    parser.set_defaults(handler=run, takes_config_flags=True)
+    parser.set_defaults(takes_config_flags=True)
 
 
 def print_keys() -> None:
