@@ -3,9 +3,9 @@
     python benchmarks/order_probe.py                   # learning rates 5e-4, 1e-3, 2e-3 (~8 min)
     python benchmarks/order_probe.py --lrs 5e-4 --json # one JSON object at the end
 
-Why. The demo's temporal signal is no better than random because its policy does not read the
-order of the frames (README, "What it measures today"). This script separates "cannot" from
-"does not learn it this way". It builds the demo's model, pre-trains its vision encoder as the
+Why. On an earlier world the demo's temporal signal was no better than random because its policy
+did not read the order of the frames (docs/demo.md, "How the demo came to work"). This script
+separates "cannot" from "does not learn it this way". It builds the demo's model, pre-trains its vision encoder as the
 demo does, then trains the language model (from its random initialisation) on one dense, order-only target for
 the world's queue scenes (shapes that appear one after another):
 
@@ -95,14 +95,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lrs", type=float, nargs="+", default=[5e-4, 1e-3, 2e-3])
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--prompts-per-step", type=int, default=8)
-    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--prompts_per_step", "--prompts-per-step", type=int, default=8)
+    parser.add_argument("--eval_every", "--eval-every", type=int, default=100)
     parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--encoder-steps", type=int, default=600)
+    parser.add_argument("--encoder_steps", "--encoder-steps", type=int, default=600)
     parser.add_argument("--world", type=Path, default=Path("order_probe_world"),
                         help="where the synthetic world is written (reused when present)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-encoder", action="store_true",
+    parser.add_argument("--train_encoder", "--train-encoder", action="store_true",
                         help="also update the vision encoder (the demo's warm-up does); default: frozen")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = parser.parse_args(argv)

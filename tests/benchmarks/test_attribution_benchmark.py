@@ -1,6 +1,6 @@
 """The benchmark script keeps working: it runs, reports every field, and both methods agree.
 
-Speed and memory targets are checked by running the script (see README), never here.
+Speed and memory targets are checked by running the script (docs/attribution.md), never here.
 """
 
 import json

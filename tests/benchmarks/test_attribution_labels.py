@@ -1,6 +1,6 @@
 """The label-rule benchmark runs on a saved policy and reports figures it can only get by scoring.
 
-What the figures say about the demo's policy is read off the script's output (README), not here.
+What the figures say about the demo's policy is read off the script's output (docs/demo.md), not here.
 """
 
 import json

@@ -1,7 +1,7 @@
 """The demo pipeline runs end to end at a small size and writes everything it promises.
 
 Its figures (accuracy, attribution precision) are measured by running `make demo` and
-reported in the README; here only the pipeline's behaviour is checked.
+reported in docs/demo.md; here only the pipeline's behaviour is checked.
 """
 
 import json

@@ -1,7 +1,7 @@
 """Rows of a dataset in endless seeded reshuffles, each prepared once: for supervised loops.
 
-The demo's supervised stages (``train.sft.supervised_warmup``, the synthetic world's
-``pretrain_vision_encoder``) see every row of a small dataset many times. Decoding a clip and
+The demo's supervised stages (``experiments.warmup``, ``experiments.encoder``,
+``experiments.order``) see every row of a small dataset many times. Decoding a clip and
 running the processor cost far more than a training step on it, so each row is prepared once and
 kept.
 """

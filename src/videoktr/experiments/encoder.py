@@ -2,12 +2,10 @@
 
 Why. A real Qwen-VL starts RL with a vision encoder pretrained on billions of images, so its
 video tokens already say "a red circle, top left". A tiny encoder built from config starts
-random: its output tokens are dominated by one direction shared by every token (most of a
-frame is black background), and the colour of a shape moves them by a few percent. A
-language model learning to read such features by next-token prediction barely moves in the
-minutes the demo has (measured: 1,200 supervised samples leave the colour words of the
-traces at chance). Pre-training the encoder on dense, exactly known targets fixes the
-features first, which is what the real pipeline's pretrained encoder gives for free.
+random, and a language model learning to read its features by next-token prediction barely
+moves in the minutes the demo has (what was measured: ``docs/demo.md``). Pre-training the
+encoder on dense, exactly known targets fixes the features first, which is what the real
+pipeline's pretrained encoder gives for free.
 
 The targets. Every merged video token covers one temporal patch (two frames) and one cell of
 the frame grid. Its target is the set of (colour, kind) pairs drawn anywhere in that cell in

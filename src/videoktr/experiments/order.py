@@ -1,13 +1,10 @@
 """Teach the tiny policy which shape appeared first: the order-reading a pretrained VLM brings.
 
-Why. A real Qwen-VL starts RL already able to say what happened first in a clip. On the
-world's earlier 64 px frames with three wordings per trace, the demo's policy did not learn it
-from the traces: one word of a temporal trace depends on the order of the frames, and 1,000
-warm-up steps left that word order-blind (``benchmarks/order_probe.py``). This stage gives the
-policy that skill on a dense, exactly known target, as ``videoktr.synthetic.encoder`` gives it
-colours and shapes. The demo now leaves it off (``DemoConfig.order_pretrain_steps = 0``): with
-larger shapes and one short trace per family, the warm-up with that word weighted
-(``first_colour_weights``) teaches it as well, and the stage lowered the warm-up checkpoint.
+Why. A real Qwen-VL starts RL already able to say what happened first in a clip. This stage
+gives the tiny policy that skill on a dense, exactly known target, as
+``experiments.encoder`` gives it colours and shapes. The demo leaves it off by default
+(``DemoConfig.order_pretrain_steps = 0``): the warm-up with that word weighted
+(``first_colour_weights``) teaches it as well (``docs/demo.md`` has the measurements).
 
 The target. Every trace about a queue scene (``appeared_first``, ``appeared_after``,
 ``colour_of_first``: shapes that appear one after another and leave in the same order) states
@@ -79,7 +76,7 @@ def first_colour_weights(tokenizer, weight: float):
     """``token_weights`` for ``supervised_warmup``: ``weight`` on the colour token after
     ``FIRST_APPEARANCE`` in a trace that states it, 1 elsewhere (None for other rows). Why: in
     a whole trace that token is one of about 45, and a warm-up at the usual learning rate wears
-    away what the order stage taught (measured: 99% -> 69% of held-out queue clips)."""
+    away what an order stage taught (``docs/demo.md``)."""
 
     def weights(sample, target: list[int]) -> list[float] | None:
         trace = sample.row.get("trace")

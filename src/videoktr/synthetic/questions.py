@@ -9,15 +9,9 @@ families: ``videoktr.synthetic.families``).
 
 One trace per family, shapes always named in the fixed colour order. Every trace opens with
 "I see <the shapes, in colour order>." and ends with the sentence that names the answer, so the
-answer letter follows from the word right before it. Why: the demo's two-layer policy, taught
-three wordings per family with shapes in random order, mixed the wordings when it generated
-("I question asks which shape ...") and named the same shape twice; a listing in random order
-also made its colour words lean on the order of the frames under the temporal signal, though
-playing the clip backwards keeps them (on the temporal traces they moved by 0.26 nats on average
-when the frames were shuffled, half as much as the words the order decides). In the colour
-order the listing is a function of which shapes are there (0.06 nats in the same stages). And
-a trace that stated the letter twice ("The answer is C.</think><answer>C</answer>") taught the
-policy to copy it, which RL then unlearned: the reward reads only the answer block.
+answer letter follows from the word right before it: a small policy then writes traces that do
+not mix wordings, and the listing's colour words do not lean on the order of the frames
+(``docs/demo.md`` has what went wrong before).
 
 Every trace about a queue (``appeared_first``, ``appeared_after``, ``colour_of_first``) states
 the first shape's colour ("The first shape to appear is red.") before anything else about the
@@ -94,11 +88,9 @@ class Question:
 
 # Options are listed in one fixed order, word by word: "A. red B. green C. blue D. yellow" for
 # every colour question, descriptions by colour then kind. Why: with shuffled options the
-# letter is a pointer into the prompt that the demo's two-layer policy does not learn in
-# minutes. Its greedy answer was one letter for all 200 test questions, whatever its reasoning
-# said, so accuracy measured only how often that letter was right. With a fixed order the
-# letter follows from the answer word, and accuracy measures the reasoning. The answer's
-# letter still varies with the answer (the distractors differ between questions).
+# letter is a pointer into the prompt that a small policy does not learn in minutes, and
+# accuracy then measures its favourite letter (docs/demo.md); with a fixed order the letter
+# follows from the answer word. It still varies with the answer (distractors differ).
 OPTION_ORDER = (*COLOURS, *KINDS, DISTRACTOR_KIND, *COUNT_WORDS, *DIRECTIONS)
 
 

@@ -19,11 +19,8 @@ How scenes are drawn, and why each family's claim holds by construction: ``video
 
 Why these sizes. The Qwen2.5-VL processor resizes a 96 px frame to 84 px, 3 x 3 merged video
 tokens of 28 px; a shape of 22-28 px fills about one token and a motion of 28-40 px crosses about
-one, so a small encoder can tell the kinds apart and see where a shape went. On 64 px frames
-with 14-20 px shapes that moved 12-32 px (2 x 2 tokens), 600 steps of the demo's encoder
-pre-training named the (colour, kind) pairs in its tokens with recall 0.09 (here 0.16, and 0.37
-after 1,200 steps), and the warmed-up policy's shape and direction words stayed at chance
-(teacher-forced NLL 1.1 and 1.4 nats: uniform over 3 kinds and 4 directions).
+one, so a small encoder can tell the kinds apart and see where a shape went (smaller worlds
+that did not work: ``docs/demo.md``).
 
 Every sampler's distribution is invariant under ``reverse_frames``, so for a temporal question
 the reversed clip (same frames, opposite order) is an equally likely scene with another answer:
