@@ -26,3 +26,15 @@ EVAL_TOP_P = 0.001
 """Nucleus mass of evaluation answers (with 0.1 this is nearly greedy, as the papers run it)."""
 EVAL_MAX_NEW_TOKENS = 1024
 """Longest evaluation answer, in tokens."""
+
+# ---------------------------------------------------------------- the synthetic world and its experiments
+WORLD_FPS = 4.0
+"""Frame rate of the synthetic world's clips (``videoktr synth``)."""
+WORLD_TEST_FRACTION = 0.2
+"""Share of the synthetic world's rows in its test split (``videoktr synth``)."""
+DEMO_OUTPUT_DIR = "demo_output"
+"""Where ``videoktr demo`` writes its world, report and figures."""
+ABLATION_OUTPUT_DIR = "ablation_output"
+"""Where ``videoktr ablate`` writes its runs and tables."""
+ABLATION_SEEDS = (0, 1, 2)
+"""The RL seeds every arm of ``videoktr ablate`` runs with."""

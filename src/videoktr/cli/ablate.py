@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from videoktr import defaults
+
 from ._flags import add_flag, fail, positive_int
 
 NAME = "ablate"
@@ -19,11 +21,13 @@ DESCRIPTION = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="ablation_output", help="output directory (default ablation_output)")
+    parser.add_argument("--out", default=defaults.ABLATION_OUTPUT_DIR,
+                        help=f"output directory (default {defaults.ABLATION_OUTPUT_DIR})")
     parser.add_argument("--quick", action="store_true",
                         help="48 prompts of RL per run and the first 100 test questions: every arm x 3 seeds in under "
                              "30 minutes on a 2-core CPU")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S", help="RL seeds (default 0 1 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(defaults.ABLATION_SEEDS), metavar="S",
+                        help=f"RL seeds (default {' '.join(map(str, defaults.ABLATION_SEEDS))})")
     parser.add_argument("--arms", nargs="+", default=None, metavar="ARM",
                         help="arms to run (default all): grpo E V T V+E+T V+E+T:r=0.1 V+E+T:r=0.4 V+E+T:soft")
     add_flag(parser, "rl_steps", type=positive_int, default=None, metavar="N",

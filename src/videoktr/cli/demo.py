@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from videoktr import defaults
+
 NAME = "demo"
 HELP = "synthesize a video world, warm up, train with Video-KTR, evaluate, report (CPU, minutes)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
+    parser.add_argument("--out", default=defaults.DEMO_OUTPUT_DIR,
+                        help=f"output directory (default {defaults.DEMO_OUTPUT_DIR})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the summary figures to this file")
     parser.add_argument("--quick", action="store_true",

@@ -21,8 +21,10 @@ def _add_judge_flags(parser: argparse.ArgumentParser) -> None:
              "tempcompass (answers its rules cannot match); verdicts are stored in the predictions file. Without "
              "it those two use rule-based stand-ins; other benchmarks and --parser strict ignore it",
     )
-    add_flag(parser, "judge_retries", type=int, default=2,
-             help="retries after a judge error before the question becomes an error row (default 2)")
+    from videoktr.eval.judge import DEFAULT_RETRIES
+
+    add_flag(parser, "judge_retries", type=int, default=DEFAULT_RETRIES,
+             help=f"retries after a judge error before the question becomes an error row (default {DEFAULT_RETRIES})")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

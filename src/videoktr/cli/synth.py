@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from videoktr import defaults
+
 from ._flags import add_flag, fail
 
 NAME = "synth"
@@ -19,8 +21,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--n", type=int, required=True, help="number of rows (videos)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
-    add_flag(parser, "test_fraction", type=float, default=0.2, help="share of rows in test.jsonl (default 0.2)")
-    parser.add_argument("--fps", type=float, default=4.0, help="frame rate of the clips (default 4)")
+    add_flag(parser, "test_fraction", type=float, default=defaults.WORLD_TEST_FRACTION,
+             help=f"share of rows in test.jsonl (default {defaults.WORLD_TEST_FRACTION})")
+    parser.add_argument("--fps", type=float, default=defaults.WORLD_FPS,
+                        help=f"frame rate of the clips (default {defaults.WORLD_FPS:g})")
 
 
 def run(args: argparse.Namespace) -> int:

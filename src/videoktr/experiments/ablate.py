@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .. import defaults
 from ..core.signals import SIGNALS
 from ..eval import run_evaluation
 from ..models import load_local_model
@@ -97,8 +98,8 @@ class AblationConfig:
     ``quick_rl_steps(demo)`` and ``QUICK_EVAL_LIMIT``). ``eval_limit`` None asks every test question.
     """
 
-    output_dir: Path = Path("ablation_output")
-    seeds: tuple[int, ...] = (0, 1, 2)
+    output_dir: Path = Path(defaults.ABLATION_OUTPUT_DIR)
+    seeds: tuple[int, ...] = defaults.ABLATION_SEEDS
     arms: tuple[str, ...] = tuple(ARMS)
     rl_steps: int | None = None
     eval_limit: int | None = None

@@ -38,7 +38,7 @@ __all__ = ["DemoConfig", "PreparedPolicy", "StageTimer", "build_policy", "evalua
 class DemoConfig:
     """Sizes of every stage; the defaults finish in a few minutes on a 2-core CPU."""
 
-    output_dir: Path = Path("demo_output")
+    output_dir: Path = Path(defaults.DEMO_OUTPUT_DIR)
     seed: int = 0
     num_rows: int = 2000
     test_fraction: float = 0.1
@@ -67,7 +67,7 @@ class DemoConfig:
     progress: bool = True
 
     @classmethod
-    def quick(cls, output_dir: Path = Path("demo_output"), seed: int = 0) -> DemoConfig:
+    def quick(cls, output_dir: Path = Path(defaults.DEMO_OUTPUT_DIR), seed: int = 0) -> DemoConfig:
         """``videoktr demo --quick``: every stage, much smaller, in well under a minute (a smoke
         test: its figures mean nothing)."""
         return cls(output_dir=Path(output_dir), seed=seed, num_rows=90, encoder_pretrain_steps=20, warmup_steps=40,

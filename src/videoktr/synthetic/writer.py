@@ -37,6 +37,7 @@ from typing import Any
 import av
 import numpy as np
 
+from .. import defaults
 from .families import FAMILIES
 from .labels import ANSWER_LABELS, QUESTION_KINDS
 from .questions import question_row, sample_question
@@ -76,7 +77,7 @@ def _check_fps(fps: object) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 4) -> Path:
+def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = defaults.WORLD_FPS) -> Path:
     """Encode uint8 RGB ``frames`` ``[T, H, W, 3]`` (``H``, ``W`` even) as an MP4 at ``fps``.
 
     Near-lossless (see the module docstring): libx264 ``crf 0`` yuv444p (one encoder thread),
@@ -251,8 +252,8 @@ def generate_dataset(
     out_dir: str | os.PathLike,
     n: int,
     seed: int,
-    test_fraction: float = 0.2,
-    fps: float = 4,
+    test_fraction: float = defaults.WORLD_TEST_FRACTION,
+    fps: float = defaults.WORLD_FPS,
     *,
     progress: bool | None = None,
 ) -> SynthSummary:
