@@ -21,7 +21,7 @@ MAX_FRAMES = 16
 EVAL_NUM_FRAMES = 16
 """Frames per video, sampled uniformly over the whole video (16, 32 or 64 in the papers)."""
 EVAL_TEMPERATURE = 0.1
-"""Sampling temperature of evaluation answers; 0 or below is greedy."""
+"""Sampling temperature of evaluation answers; 0 is greedy."""
 EVAL_TOP_P = 0.001
 """Nucleus mass of evaluation answers (with 0.1 this is nearly greedy, as the papers run it)."""
 EVAL_MAX_NEW_TOKENS = 1024

@@ -30,6 +30,7 @@ def test_eval_run_then_resume_then_score(tmp_path, capsys):
 
 
 def test_eval_run_rejects_a_missing_model(tmp_path, capsys):
-    code = main(["eval", "run", "--benchmark", "synthetic", "--data", str(tmp_path), "--model", str(tmp_path / "nope"),
-                 "--output", str(tmp_path / "p.jsonl")])
+    generate_dataset(tmp_path / "world", 6, 0, progress=False)  # the data is checked first, and is fine
+    code = main(["eval", "run", "--benchmark", "synthetic", "--data", str(tmp_path / "world"),
+                 "--model", str(tmp_path / "nope"), "--output", str(tmp_path / "p.jsonl")])
     assert code == 2 and "not a model directory" in capsys.readouterr().err

@@ -41,8 +41,10 @@ EXPECTED = {  # arm: (token_selection, selected signals, ratio, weighting)
 
 @pytest.mark.parametrize("arm", list(ARMS))
 def test_arm_overrides_give_the_intended_trainer_config(arm, tmp_path):
-    # As policy.train_rl merges them: the video_ktr preset and the demo's ratio, then the arm's keys.
-    config = load_config(**{"preset": "video_ktr", "output_dir": str(tmp_path), "ktr_ratio": "0.3", **ARMS[arm]})
+    # As policy.train_rl merges them: the video_ktr preset and the demo's ratio (unless the arm
+    # selects no tokens, where a ratio would be refused as meaningless), then the arm's keys.
+    ratio = {} if ARMS[arm].get("token_selection") == "none" else {"ktr_ratio": "0.3"}
+    config = load_config(**{"preset": "video_ktr", "output_dir": str(tmp_path), **ratio, **ARMS[arm]})
     selection, signals, ratio, weighting = EXPECTED[arm]
     assert config.token_selection == selection
     assert set(config.selected_signals) == set(signals)

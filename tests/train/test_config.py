@@ -60,8 +60,10 @@ def test_per_signal_ratios_from_yaml_mapping_and_flag_string(tmp_path, out):
 
 
 def test_keyword_overrides_for_library_use(tmp_path):
-    config = load_config(preset="grpo", output_dir=str(tmp_path), num_generations=3, ktr_signals=["visual"])
+    config = load_config(preset="grpo", output_dir=str(tmp_path), num_generations=3, beta=0.0)
     assert config.num_generations == 3 and config.token_selection == "none"
+    with pytest.raises(ConfigError, match="ktr_signals has no effect"):  # grpo trains every token
+        load_config(preset="grpo", output_dir=str(tmp_path), ktr_signals=["visual"])
 
 
 @pytest.mark.parametrize(
@@ -127,3 +129,40 @@ def test_typed_values_pass_through_untouched(tmp_path):
 def test_flags_are_accepted_with_dashes_and_booleans_with_no_(out):
     config = load_config(["--ktr-ratio", "0.3", "--num-generations", "4", "--no_mask_kl", *out])
     assert config.ktr_ratio == 0.3 and config.num_generations == 4 and config.mask_kl is False
+
+
+def test_a_key_means_the_same_written_with_an_equals_sign(out):
+    """``--preset=grpo`` once trained video_ktr while the saved arguments said grpo."""
+    for argv in (["--preset=grpo"], ["--preset", "grpo"]):
+        config = load_config([*argv, *out])
+        assert config.preset == "grpo" and config.token_selection == "none" and config.selected_signals == ()
+    assert load_config(["--ktr_ratio=0.3", "--num_generations=4", *out]).num_generations == 4
+
+
+def test_a_flag_without_its_value_is_a_config_error(out):
+    with pytest.raises(ConfigError, match="argument --preset: expected one argument"):
+        load_config([*out, "--preset"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--preset", "grpo", "--ktr_signals", "visual"], r"ktr_signals has no effect with token_selection='none' \(preset grpo\)"),
+        (["--preset", "t_grpo", "--ktr_ratio", "0.3", "--ktr_scope", "batch"], "ktr_ratio, ktr_scope have no effect"),
+        (["--preset", "entropy_80_20", "--ktr_signals", "visual"], "selects by entropy alone"),
+    ],
+)
+def test_keys_the_method_ignores_are_refused(argv, message, out):
+    with pytest.raises(ConfigError, match=message):
+        load_config([*argv, *out])
+    load_config(["--preset", "entropy_80_20", "--ktr_signals", "entropy", *out])  # says what it does: fine
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("ktr_ratio: !!python/object/apply:os.system ['echo owned']\n", "line 1 is not a plain YAML mapping"),
+     ("beta: [0.1\n", "is not a plain YAML mapping")],
+)
+def test_yaml_that_is_not_plain_data_is_a_config_error(text, message, tmp_path, out):
+    with pytest.raises(ConfigError, match=message):
+        load_config(out, config_file=write_yaml(tmp_path, text))

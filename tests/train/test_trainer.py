@@ -1,6 +1,7 @@
 """End-to-end training on a tiny Qwen2.5-VL and a small local dataset, on CPU."""
 
 import json
+import re
 import shutil
 import warnings
 
@@ -174,14 +175,18 @@ def test_rollout_dump_holds_scores_masks_and_rewards(tiny_model_dir, dataset_fil
         assert "train.jsonl" in record["prompt_id"]
 
 
-def test_bad_sample_raise_policy_stops_with_a_clear_error(tiny_model_dir, dataset_file, tmp_path):
+def test_bad_sample_raise_policy_stops_with_a_clear_error(tiny_model_dir, dataset_file, tmp_path, capsys):
     from videoktr.data.dataset import DatasetError
+    from videoktr.train import load_config, train
 
+    args = train_args(tiny_model_dir, dataset_file, tmp_path / "strict", "--on_bad_sample", "raise", "--max_steps", "8")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(DatasetError, match=r"(missing|corrupt)\.mp4"):
-            main(["train", *train_args(tiny_model_dir, dataset_file, tmp_path / "strict", "--on_bad_sample", "raise",
-                                      "--max_steps", "8")])
+        with pytest.raises(DatasetError, match=r"(missing|corrupt)\.mp4"):  # the library raises ...
+            train(load_config(args))
+        assert main(["train", *args, "--overwrite_output_dir", "true"]) == 2  # ... the CLI says it in one line
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("videoktr train: ") and re.search(r"(missing|corrupt)\.mp4", error)
 
 
 def test_cli_config_errors_exit_2_with_the_key(tiny_model_dir, dataset_file, tmp_path, capsys):

@@ -12,6 +12,7 @@ and accepted with dashes too (``--num-frames``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reinforcement learning of video LLMs with key-token attribution (Video-KTR).",
     )
     parser.add_argument("--version", action="version", version=f"videoktr {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (also: VIDEOKTR_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command_parser = commands.add_parser(command.NAME, help=command.HELP,
@@ -48,7 +51,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
-    return args.handler(args)
+    command = " ".join(part for part in (args.command, getattr(args, "eval_command", None)) if part)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"videoktr {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        # The library reports bad input (a file, a row, a key, a path) as ValueError or OSError,
+        # a missing optional tool or a stopped run as the errors below: one line. Anything else
+        # is a bug: the traceback.
+        from videoktr.analysis.pos import PosTaggerUnavailable
+        from videoktr.eval.judge import JudgeError
+        from videoktr.train.run import TrainingInterrupted
+
+        expected = isinstance(error, (ValueError, OSError, TrainingInterrupted, PosTaggerUnavailable, JudgeError))
+        if not expected or args.debug or os.environ.get("VIDEOKTR_DEBUG"):
+            raise
+        print(f"videoktr {command}: {error}", file=sys.stderr)
+        return 130 if isinstance(error, TrainingInterrupted) else 2
 
 
 __all__ = ["build_parser", "main"]

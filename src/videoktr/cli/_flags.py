@@ -1,4 +1,4 @@
-"""What the command modules share: one spelling of flags, argument types, the error exit.
+"""What the command modules share: one spelling of flags, and argument types.
 
 Flags are spelled as transformers spells them, with underscores (``--num_frames``), and every
 multi-word flag is also accepted with dashes (``--num-frames``), as ``HfArgumentParser`` accepts
@@ -8,10 +8,9 @@ both for ``videoktr train``'s keys.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-__all__ = ["add_flag", "fail", "positive_int"]
+__all__ = ["add_flag", "positive_int"]
 
 
 def add_flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> argparse.Action:
@@ -25,9 +24,3 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-def fail(command: str, error: object) -> int:
-    """Print ``videoktr COMMAND: error`` to stderr; the exit status of a refused command (2)."""
-    print(f"videoktr {command}: {error}", file=sys.stderr)
-    return 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from videoktr import defaults
 
-from ._flags import add_flag, fail, positive_int
+from ._flags import add_flag, positive_int
 
 NAME = "ablate"
 HELP = "the paper's ablations on the synthetic world (signals, ratio, hard vs soft), mean ± std over seeds"
@@ -38,14 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from videoktr.experiments.ablate import ARMS, AblationConfig, AblationError, run_ablation
+    from videoktr.experiments.ablate import ARMS, AblationConfig, run_ablation
 
-    try:
-        config = AblationConfig(
-            output_dir=Path(args.out), seeds=tuple(args.seeds), arms=tuple(args.arms or ARMS), rl_steps=args.rl_steps,
-            eval_limit=args.eval_limit, quick=args.quick,
-        )
-        run_ablation(config, json_path=args.json)
-    except AblationError as error:
-        return fail("ablate", error)
+    config = AblationConfig(
+        output_dir=Path(args.out), seeds=tuple(args.seeds), arms=tuple(args.arms or ARMS), rl_steps=args.rl_steps,
+        eval_limit=args.eval_limit, quick=args.quick,
+    )
+    run_ablation(config, json_path=args.json)
     return 0

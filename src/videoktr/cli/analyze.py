@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._flags import add_flag, fail, positive_int
+from ._flags import add_flag, positive_int
 
 NAME = "analyze"
 HELP = "statistics of the tokens the signals selected, from the trainer's rollout dumps"
@@ -29,20 +29,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from videoktr.analysis import (
-        PosTaggerUnavailable,
-        RolloutDumpError,
         analyze_rollouts,
         load_pos_tagger,
         load_rollouts,
         write_rollouts_html,
     )
 
-    try:
-        # The tagger first: a missing spaCy should stop the command before any work.
-        tagger = load_pos_tagger() if args.pos else None
-        rollouts = load_rollouts(args.paths)
-    except (PosTaggerUnavailable, RolloutDumpError) as error:
-        return fail("analyze", error)
+    # The tagger first: a missing spaCy should stop the command before any work.
+    tagger = load_pos_tagger() if args.pos else None
+    rollouts = load_rollouts(args.paths)
     analysis = analyze_rollouts(rollouts, top=args.top, pos_tagger=tagger)
     print(analysis.format_text())
     written = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from videoktr import defaults
 
-from ._flags import add_flag, fail, positive_int
+from ._flags import add_flag, positive_int
 
 NAME = "eval"
 HELP = "evaluate a local model on a benchmark, or re-score predictions"
@@ -42,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_parser.add_argument("--fps", type=float, default=None, help="sample at this rate instead (between 4 and --num_frames)")
     add_flag(run_parser, "max_pixels", type=positive_int, default=None, help="total pixel budget per video")
     run_parser.add_argument("--temperature", type=float, default=defaults.EVAL_TEMPERATURE,
-                            help=f"0 for greedy (default {defaults.EVAL_TEMPERATURE}, as the papers)")
+                            help=f"0 for greedy (default {defaults.EVAL_TEMPERATURE}, as the papers); not negative")
     add_flag(run_parser, "top_p", type=float, default=defaults.EVAL_TOP_P)
     add_flag(run_parser, "max_new_tokens", type=positive_int, default=defaults.EVAL_MAX_NEW_TOKENS)
     add_flag(run_parser, "batch_size", type=positive_int, default=1)
@@ -74,14 +74,18 @@ def run_benchmark(args: argparse.Namespace) -> int:
     """Generate and score a benchmark with a local model; resumable through --output."""
     import torch
 
-    from videoktr.eval import run_evaluation, write_summary
-    from videoktr.models import ModelLoadError, load_local_model
+    from videoktr.eval import EvalSettings, get_benchmark, run_evaluation, write_summary
+    from videoktr.eval.common import check_parser
+    from videoktr.models import load_local_model
 
-    try:
-        judge = _judge(args)
-        model, processor = load_local_model(args.model, bf16=args.bf16)
-    except (ValueError, ModelLoadError) as error:
-        return fail("eval run", error)
+    # Everything that can be wrong with the arguments or the data, before the model loads.
+    judge = _judge(args)
+    EvalSettings(args.num_frames, args.fps, args.max_pixels, args.temperature, args.top_p, args.max_new_tokens,
+                 args.batch_size, args.limit)
+    benchmark = get_benchmark(args.benchmark)
+    check_parser(args.benchmark, args.parser, benchmark.PARSERS)
+    benchmark.load_items(args.data)
+    model, processor = load_local_model(args.model, bf16=args.bf16)
     if torch.cuda.is_available():
         model = model.to("cuda")
     summary = run_evaluation(
@@ -101,10 +105,7 @@ def score_file(args: argparse.Namespace) -> int:
     """Re-score a predictions file (e.g. with the strict parser, or a judge)."""
     from videoktr.eval import score_predictions, write_summary
 
-    try:
-        judge = _judge(args)
-    except ValueError as error:
-        return fail("eval score", error)
+    judge = _judge(args)
     summary = score_predictions(args.benchmark, args.predictions, data_dir=args.data, parser=args.parser, judge=judge)
     print(summary.format_table())
     if args.summary:

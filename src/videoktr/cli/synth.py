@@ -6,7 +6,7 @@ import argparse
 
 from videoktr import defaults
 
-from ._flags import add_flag, fail
+from ._flags import add_flag
 
 NAME = "synth"
 HELP = "write the synthetic video world: clips and questions with labelled reasoning traces"
@@ -30,10 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from videoktr.synthetic import generate_dataset
 
-    try:
-        summary = generate_dataset(args.out, args.n, args.seed, test_fraction=args.test_fraction, fps=args.fps)
-    except ValueError as error:
-        return fail("synth", error)
+    summary = generate_dataset(args.out, args.n, args.seed, test_fraction=args.test_fraction, fps=args.fps)
     for line in summary.lines():
         print(line)
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ._flags import add_flag, fail
+from ._flags import add_flag
 
 NAME = "train"
 HELP = "GRPO with key-token reinforcement on a local model and a Video-R1 format dataset"
@@ -37,11 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.help_keys:
         print_keys()
         return 0
-    from videoktr.train.config import ConfigError, load_config
+    from videoktr.train.config import load_config
     from videoktr.train.run import train
 
-    try:
-        train(load_config(args.config_flags, config_file=args.config))
-    except ConfigError as error:
-        return fail("train", error)
+    train(load_config(args.config_flags, config_file=args.config))
     return 0

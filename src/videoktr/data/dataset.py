@@ -61,6 +61,9 @@ DATA_TYPES = ("video", "image")
 ON_BAD_SAMPLE = ("skip", "raise")
 _REQUIRED_TEXT_FIELDS = ("problem", "problem_type", "solution", "path", "data_type")
 _MAX_OPTIONS = 26  # options are labelled A..Z
+# A question with its options longer than this cannot fit a video prompt; tokenizing one of 1 MB
+# stalls a training step for minutes, so such a row is refused when the dataset is read.
+MAX_QUESTION_CHARS = 20_000
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
@@ -162,8 +165,9 @@ def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _validate_row(row: object, data_root: Path) -> dict[str, Any]:
-    """The checked fields of ``row``, or ``_RowProblem`` naming the first bad field."""
+def _validate_row(row: object, data_root: Path, root_hint: str = "") -> dict[str, Any]:
+    """The checked fields of ``row``, or ``_RowProblem`` naming the first bad field
+    (``root_hint`` is added to a path that leaves the data root)."""
     if not isinstance(row, dict):
         raise _RowProblem(None, f"row is not a JSON object (got {_type_name(row)})")
     values: dict[str, Any] = {}
@@ -205,11 +209,15 @@ def _validate_row(row: object, data_root: Path) -> dict[str, Any]:
     if len(options) > _MAX_OPTIONS:
         raise _RowProblem("options", f"{len(options)} options; at most {_MAX_OPTIONS} (A-Z)")
     values["options"] = list(options)
+    length = len(values["problem"]) + sum(len(option) for option in options)
+    if length > MAX_QUESTION_CHARS:
+        raise _RowProblem("problem", f"the question and its options hold {length:,} characters, more than "
+                                     f"{MAX_QUESTION_CHARS:,}: too long for a video prompt")
 
     try:
         values["resolved_path"] = resolve_media_path(data_root, values["path"])
     except ValueError as exc:
-        raise _RowProblem("path", str(exc)) from None
+        raise _RowProblem("path", str(exc) + root_hint) from None
     return values
 
 
@@ -282,6 +290,10 @@ class VideoR1Dataset(Dataset):
                 f"{self.dataset_file}: data root {self.data_root} is not a directory"
             )
         self.on_bad_sample = on_bad_sample
+        self._root_hint = "" if data_root is not None else (
+            " (relative paths resolve against data_root, which defaults to the dataset file's folder; set "
+            "data_root, --data_root DIR in videoktr train, to the folder the paths are written relative to)"
+        )
         self.fps = fps
         self.min_frames = min_frames
         self.max_frames = max_frames
@@ -339,7 +351,7 @@ class VideoR1Dataset(Dataset):
             try:
                 if isinstance(row, _RowProblem):
                     raise row
-                values = _validate_row(row, self.data_root)
+                values = _validate_row(row, self.data_root, self._root_hint)
             except _RowProblem as problem:
                 where = "row" if problem.field is None else f"field {problem.field!r}"
                 self._bad_sample(f"{location}: {where}: {problem.reason}")
@@ -387,8 +399,9 @@ class VideoR1Dataset(Dataset):
     def record_skipped_media(self, sample: Sample, reason: str) -> None:
         """Record that ``sample``'s media is unusable: warn and append to ``skipped``, or raise
         ``DatasetError`` under ``on_bad_sample="raise"``. For trainers that decode elsewhere."""
+        hint = self._root_hint if "no such file" in reason else ""
         self._bad_sample(
-            f"{sample.location}: field 'path': unreadable {sample.data_type}: {reason}"
+            f"{sample.location}: field 'path': unreadable {sample.data_type}: {reason}{hint}"
         )
         self.skipped.append(SkippedMedia(sample.row_id, sample.path, reason))
 
@@ -409,6 +422,13 @@ class VideoR1Dataset(Dataset):
             return None
         return MediaSample(sample, media)
 
+    def reject(self, sample: Sample, reason: str) -> None:
+        """Mark ``sample`` unusable for a reason found after decoding (e.g. a prompt too long):
+        recorded like unreadable media, and skipped by ``load_or_replace`` from then on."""
+        self._bad_sample(f"{sample.location}: {reason}")
+        self.skipped.append(SkippedMedia(sample.row_id, sample.path, reason))
+        self.unreadable.add(sample.location)
+
     def load_or_replace(
         self, sample: Sample, fps: float, min_frames: int, max_frames: int, max_tries: int = 32
     ) -> tuple[Sample, DecodedVideo | torch.Tensor]:
@@ -417,7 +437,7 @@ class VideoR1Dataset(Dataset):
 
         Each unreadable sample is recorded once (``record_skipped_media``: a warning, or
         ``DatasetError`` under ``on_bad_sample="raise"``) and added to ``unreadable``; later
-        visits skip it silently. ``RuntimeError`` after ``max_tries`` unreadable samples in a row.
+        visits skip it silently. ``DatasetError`` after ``max_tries`` unreadable samples in a row.
         """
         if self._positions is None:
             self._positions = {id(item): index for index, item in enumerate(self.samples)}
@@ -431,7 +451,8 @@ class VideoR1Dataset(Dataset):
             except (VideoDecodeError, ImageDecodeError) as error:
                 self.record_skipped_media(candidate, str(error))
                 self.unreadable.add(candidate.location)
-        raise RuntimeError(f"{max_tries} samples in a row could not be decoded; check {self.dataset_file}")
+        raise DatasetError(f"{self.dataset_file}: {max_tries} samples in a row could not be used (the last: "
+                           f"{candidate.location}, {candidate.path}); check the videos and data_root {self.data_root}")
 
     def iter_decoded(self) -> Iterator[MediaSample]:
         """Every sample whose media decodes, in order; unreadable ones are handled by ``decode``."""

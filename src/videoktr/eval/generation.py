@@ -2,7 +2,7 @@
 
 Generation follows the official Qwen-VL evaluation settings of Video-Holmes and Video-R1
 (``videoktr.defaults``: temperature 0.1, top-p 0.001, up to 1,024 new tokens);
-``temperature <= 0`` is greedy. Frames: ``num_frames`` frames sampled uniformly over the whole
+``temperature = 0`` is greedy. Frames: ``num_frames`` frames sampled uniformly over the whole
 video (``data.decode_uniform``); or, with ``fps``, frames at that rate, between
 ``defaults.MIN_FRAMES`` and ``num_frames``.
 """
@@ -53,8 +53,9 @@ class EvalSettings:
         fps = self.fps
         if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
             raise ValueError(f"fps must be None or a positive number, got {fps!r}")
-        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature must be a finite number, got {self.temperature!r}")
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
+                and self.temperature >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0 (0: greedy), got {self.temperature!r}")
         if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
 

@@ -192,12 +192,15 @@ def train_rl(model, processor, dataset: VideoR1Dataset, config: DemoConfig, over
         max_steps=config.rl_steps, gradient_accumulation_steps=config.rl_prompts_per_step,
         num_generations=config.num_generations,
         max_completion_length=config.max_completion_length, learning_rate=config.rl_learning_rate,
-        ktr_ratio=config.ktr_ratio, fps=float(config.video_fps),
+        fps=float(config.video_fps),
         seed=config.seed if seed is None else seed, save_strategy="no", report_to="none", logging_steps=1,
         rollout_dump_steps=max(config.rl_steps // 3, 1), disable_tqdm=not config.progress,
         use_cpu=not torch.cuda.is_available(), lr_scheduler_type="constant",
     )
-    args = load_config(**{**values, **(overrides or {})})
+    overrides = dict(overrides or {})
+    if overrides.get("token_selection", "ktr") != "none":  # vanilla GRPO selects nothing: no ratio
+        values["ktr_ratio"] = config.ktr_ratio
+    args = load_config(**{**values, **overrides})
     trainer = VideoGRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor)
     # One compact bar instead of the Trainer's metrics dict printed at every step.
     trainer.remove_callback(ProgressCallback)

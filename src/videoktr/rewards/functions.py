@@ -26,6 +26,11 @@ __all__ = [
 
 RewardFunction = Callable[[str, Mapping], float]
 
+REWARD_LIMIT = 1e6
+"""The largest reward magnitude passed on; a score beyond it is clipped to it, with a warning.
+Why: a finite float64 score such as ``1e39`` is ``inf`` in float32, and one infinite reward
+makes the group's advantages, then the gradient, then the weights NaN."""
+
 
 class InvalidRowError(ValueError):
     """The dataset row, not the model's completion, is wrong (e.g. an unknown problem_type).
@@ -253,8 +258,9 @@ def compute_rewards(
 
     A reward function that raises on an item, or returns something that is not a finite
     number, scores 0.0 on that item, and the call emits one ``RuntimeWarning`` per such
-    function naming it, how many items failed and the first exception. Only
-    :class:`InvalidRowError` propagates: a bad dataset row is a bug, not a model error.
+    function naming it, how many items failed and the first exception. A score whose magnitude
+    exceeds ``REWARD_LIMIT`` is clipped to it, with one warning per function; so is a weighted
+    total. Only :class:`InvalidRowError` propagates: a bad dataset row is a bug, not a model error.
 
     Raises:
         ValueError: ``completions`` and ``rows`` differ in length, a spec cannot be loaded,
@@ -292,7 +298,20 @@ def compute_rewards(
                 RuntimeWarning,
                 stacklevel=2,
             )
-        scores_tensor = torch.tensor(scores, dtype=torch.float64)
+        scores_tensor = _clipped(torch.tensor(scores, dtype=torch.float64), f"reward function {name!r}")
         total += weight_of[name] * scores_tensor
         per_function[name] = scores_tensor.to(torch.float32)
-    return total.to(torch.float32), per_function
+    return _clipped(total, "the weighted sum of the rewards").to(torch.float32), per_function
+
+
+def _clipped(scores: torch.Tensor, what: str) -> torch.Tensor:
+    """``scores`` clipped to ``[-REWARD_LIMIT, REWARD_LIMIT]``, warning once if any was beyond."""
+    beyond = scores.abs() > REWARD_LIMIT
+    if bool(beyond.any()):
+        warnings.warn(
+            f"{what} gave {int(beyond.sum())} score(s) beyond ±{REWARD_LIMIT:g} (largest {scores.abs().max().item():g}); "
+            f"clipped to ±{REWARD_LIMIT:g} so the advantages stay finite",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return scores.clamp(-REWARD_LIMIT, REWARD_LIMIT)

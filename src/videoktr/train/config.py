@@ -185,8 +185,14 @@ class VideoGRPOConfig(TrainingArguments):
     temporal_bonus_threshold: float = field(default=0.8, metadata={"help": "bonus when acc >= this x shuffled acc"})
     temporal_bonus: float = field(default=0.3, metadata={"help": "added to correct completions' reward"})
 
-    # ---------------------------------------------------------------- observability
+    # ---------------------------------------------------------------- observability and the output directory
     rollout_dump_steps: int = field(default=0, metadata={"help": "write a JSONL rollout dump every N steps (0: never)"})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "start a fresh run in an output_dir that holds another run's checkpoints (removes them)"}
+    )
+    resume_despite_changes: bool = field(
+        default=False, metadata={"help": "resume although the model, dataset or method differ from the run's"}
+    )
 
     # TrainingArguments defaults that suit RL: one prompt per device (the paper's setting; its G
     # completions make the batch), log every step, keep our dataset's columns.
@@ -279,6 +285,11 @@ class _FlagParser(HfArgumentParser):
     ``--no_flag`` for booleans), except that a field marked ``text_on_command_line`` (a type
     argparse cannot express, ``ktr_ratio``) is read as text, for the config to parse."""
 
+    def error(self, message: str):
+        """argparse's errors (a flag without its value, a value of the wrong type) as one
+        ``ConfigError``, without argparse's usage dump."""
+        raise ConfigError(message)
+
     @staticmethod
     def _parse_dataclass_field(parser, field):
         if not field.metadata.get("text_on_command_line"):
@@ -301,10 +312,7 @@ def _parse_flags(parser: _FlagParser, argv: Sequence[str]) -> dict[str, Any]:
             if action is None:
                 raise _unknown_key(token[2:].split("=", 1)[0].replace("-", "_"), "the command line")
             given.append(action.dest)
-    try:
-        namespace = parser.parse_args(list(argv))
-    except SystemExit as exit_:  # argparse prints its own message (a bad type) before exiting
-        raise ConfigError("invalid configuration value; see the message above") from exit_
+    namespace = parser.parse_args(list(argv))  # errors raise ConfigError (_FlagParser.error)
     return {key: getattr(namespace, key) for key in given}
 
 
@@ -334,12 +342,38 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    with path.open() as handle:
-        values = yaml.safe_load(handle) or {}
+    try:
+        with path.open() as handle:
+            values = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as error:  # a syntax error, or a tag safe_load refuses (!!python/...)
+        where = getattr(error, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"config file {path}{line} is not a plain YAML mapping: {getattr(error, 'problem', error)}") from error
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping of key: value, not {type(values).__name__}")
     _check_keys(values, str(path))
     return values
+
+
+# Keys that only mean something when tokens are selected (token_selection "ktr" or "entropy").
+SELECTION_KEYS = ("ktr_signals", "ktr_ratio", "ktr_scope", "ktr_method", "ktr_delta", "ktr_weighting",
+                  "ktr_temperature")
+
+
+def _check_no_ignored_keys(config: VideoGRPOConfig, given: set[str]) -> None:
+    """Refuse keys the user set that the chosen method ignores (``--preset grpo --ktr_signals
+    visual`` would train every token, silently)."""
+    method = f"token_selection={config.token_selection!r}" + (f" (preset {config.preset})" if config.preset else "")
+    if config.token_selection == "none":
+        ignored = sorted(given & set(SELECTION_KEYS))
+        if ignored:
+            raise ConfigError(
+                f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with {method}: every "
+                "token is trained; drop them, or choose a key-token method (preset video_ktr or entropy_80_20)"
+            )
+    if config.token_selection == "entropy" and "ktr_signals" in given and list(config.ktr_signals) != ["entropy"]:
+        raise ConfigError(f"ktr_signals={config.ktr_signals} has no effect with {method}, which selects by entropy "
+                          "alone; use token_selection ktr to choose signals")
 
 
 def load_config(argv: Sequence[str] = (), config_file: str | Path | None = None, **overrides: Any) -> VideoGRPOConfig:
@@ -357,8 +391,10 @@ def load_config(argv: Sequence[str] = (), config_file: str | Path | None = None,
         preset_values = PRESETS[preset]
     merged = {**preset_values, **file_values, **overrides, **flag_values}
     try:
-        return VideoGRPOConfig(**merged)
+        config = VideoGRPOConfig(**merged)
     except ConfigError:
         raise
     except ValueError as error:  # TrainingArguments' own checks (e.g. bf16 without a GPU)
         raise ConfigError(str(error)) from error
+    _check_no_ignored_keys(config, set(file_values) | set(overrides) | set(flag_values))
+    return config

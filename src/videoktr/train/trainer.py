@@ -30,10 +30,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -53,38 +52,8 @@ from ..models import get_adapter
 from ..models.generation import generate_completions
 from ..rewards import compute_rewards, load_reward_function
 from .config import ConfigError, VideoGRPOConfig
-
-
-class RepeatBatchSampler(Sampler[int]):
-    """Shuffled indices in which each chunk of ``chunk_size`` is repeated ``repeat_count`` times.
-
-    With ``chunk_size`` = the prompts one optimizer step consumes on all processes and
-    ``repeat_count`` = ``num_iterations``, the ``mu`` updates of GRPO see the same prompts and
-    the trainer reuses their rollouts instead of generating new ones.
-    """
-
-    def __init__(self, num_items: int, chunk_size: int, repeat_count: int, seed: int) -> None:
-        self.num_items, self.chunk_size, self.repeat_count, self.seed = num_items, chunk_size, repeat_count, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_items / self.chunk_size) * self.chunk_size * self.repeat_count
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.num_items, generator=generator).tolist()
-        order += order[: (-len(order)) % self.chunk_size]  # fill the last chunk by wrapping around
-        for start in range(0, len(order), self.chunk_size):
-            chunk = order[start : start + self.chunk_size]
-            for _ in range(self.repeat_count):
-                yield from chunk
-
-
-def _identity_collate(samples: list[Sample]) -> list[Sample]:
-    return samples
+from .guards import NonFiniteUpdateGuard
+from .sampler import RepeatBatchSampler, identity_collate
 
 
 def check_fsdp_plugin(plugin) -> None:
@@ -138,7 +107,7 @@ class VideoGRPOTrainer(Trainer):
             args=args,
             train_dataset=train_dataset,
             processing_class=processing_class,
-            data_collator=_identity_collate,
+            data_collator=identity_collate,
             callbacks=callbacks,
         )
         if self.is_fsdp_enabled:
@@ -158,6 +127,15 @@ class VideoGRPOTrainer(Trainer):
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._rollout_buffer: dict[int, list[PromptRollout]] = {}
         self._micro_step = 0
+        self.update_guard = NonFiniteUpdateGuard(self.accelerator)
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer, with ``NonFiniteUpdateGuard`` as its step pre-hook."""
+        optimizer = super().create_optimizer(model)
+        if not getattr(optimizer, "_videoktr_guarded", False):
+            optimizer.register_step_pre_hook(self.update_guard)
+            optimizer._videoktr_guarded = True
+        return optimizer
 
     # ------------------------------------------------------------------ data
 
@@ -233,17 +211,24 @@ class VideoGRPOTrainer(Trainer):
             for ids, mask in zip(completion_ids.cpu(), completion_mask.cpu())
         ]
 
+    def _usable_sample(self, sample: Sample):
+        """``(sample, media, prompt_inputs)`` of ``sample``, or of the next usable sample when its
+        media cannot be decoded or its prompt is longer than ``max_prompt_length`` (either is
+        skipped and counted, as any bad sample)."""
+        args, dataset = self.args, self.train_dataset
+        while True:
+            sample, media = dataset.load_or_replace(sample, args.fps, args.min_frames, args.max_frames)
+            prompt_inputs = build_prompt_inputs(self.processing_class, sample, media, args.max_pixels)
+            length = int(prompt_inputs["input_ids"].shape[1])
+            if args.max_prompt_length is None or length <= args.max_prompt_length:
+                return sample, media, prompt_inputs
+            dataset.reject(sample, f"the prompt has {length} tokens (video included), more than "
+                                   f"max_prompt_length={args.max_prompt_length}; lower max_frames or max_pixels")
+
     @torch.no_grad()
     def _rollout(self, sample: Sample, slot: int) -> PromptRollout:
         args = self.args
-        sample, media = self.train_dataset.load_or_replace(sample, args.fps, args.min_frames, args.max_frames)
-        prompt_inputs = build_prompt_inputs(self.processing_class, sample, media, args.max_pixels)
-        prompt_length = int(prompt_inputs["input_ids"].shape[1])
-        if args.max_prompt_length is not None and prompt_length > args.max_prompt_length:
-            raise ValueError(
-                f"{sample.location}: the prompt has {prompt_length} tokens (video included), more than "
-                f"max_prompt_length={args.max_prompt_length}; lower max_frames or max_pixels"
-            )
+        sample, media, prompt_inputs = self._usable_sample(sample)
         policy = self._unwrapped()
         seed = self._prompt_seed(slot)
         start = time.perf_counter()
@@ -342,7 +327,9 @@ class VideoGRPOTrainer(Trainer):
             self._metrics["completion_length"].append(rollout.completion_mask.sum(1).float().mean().item())
             for name, seconds in rollout.timing.items():
                 self._metrics[f"time/{name}"].append(seconds)
-        self._metrics["skipped_samples"].append(float(len(self.train_dataset.unreadable)))
+        dataset = self.train_dataset
+        self._metrics["skipped_samples"].append(float(dataset.num_skipped_rows + len(dataset.unreadable)))
+        self._metrics["skipped_updates"].append(float(self.update_guard.skipped))
 
     def _prepare_inputs(self, samples: list[Sample]) -> list[PromptRollout]:
         """Rollouts for this micro-batch: fresh every ``num_iterations`` steps, else reused."""
@@ -374,6 +361,7 @@ class VideoGRPOTrainer(Trainer):
                 loss = self._prompt_loss(model, rollout) * shares[index]
                 loss = loss / self.current_gradient_accumulation_steps
                 kwargs = {"scale_wrt_gas": False} if self.is_deepspeed_enabled else {}
+                self.update_guard.record_loss(loss)
                 self.accelerator.backward(loss, **kwargs)
             loss_sum += loss.detach()
         self._metrics["time/loss_s"].append(time.perf_counter() - start)
@@ -473,10 +461,11 @@ class VideoGRPOTrainer(Trainer):
 
     def _dump_rollouts(self, rollouts: list[PromptRollout]) -> None:
         """Every ``rollout_dump_steps`` steps, one JSONL line per completion for later analysis
-        (the schema: ``data.rollouts.RolloutRecord``)."""
+        (the schema: ``data.rollouts.RolloutRecord``). Steps are numbered as the logs and
+        checkpoints number them: the first optimizer step is step 1."""
         every = self.args.rollout_dump_steps
         if not every or self.state.global_step % every != 0:
             return
-        step = self.state.global_step
+        step = self.state.global_step + 1
         records = [record for rollout in rollouts for record in rollout.dump_records(self.processing_class.tokenizer, step)]
         write_rollout_dump(dump_path(self.args.output_dir, step, self.accelerator.process_index), records)
