@@ -27,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "PARSERS",
+    "contained_video",
     "AnnotationError",
     "EvalItem",
     "Judgement",
@@ -93,6 +94,20 @@ class Judgement:
     counted: bool = True
     judge_reply: str | None = None
     judge_verdict: str | None = None
+
+
+def contained_video(root: str | os.PathLike, relative: str | os.PathLike, location: str, field: str) -> Path:
+    """``root / relative``, the media file an annotation row points at; ``AnnotationError``
+    naming the row and field when it resolves outside ``root`` (``--data``), by ``..``, an
+    absolute path or a symlink. One rule for every media path the library opens: the training
+    data's (``data.resolve_media_path``) is the same."""
+    from ..data.dataset import resolve_media_path
+
+    try:
+        resolve_media_path(root, str(relative))
+    except ValueError as error:
+        raise AnnotationError(f"{location}: field {field!r}: {error}") from None
+    return Path(root) / relative
 
 
 def check_parser(benchmark: str, parser: str, allowed: Sequence[str] = PARSERS) -> str:

@@ -77,6 +77,7 @@ from ..common import (
     annotation_files,
     check_parser,
     check_unique_ids,
+    contained_video,
     data_root,
     read_json_or_jsonl,
     require,
@@ -208,14 +209,14 @@ def judge(
     return Judgement(1.0 if prediction == answer else 0.0, prediction)
 
 
-def video_path(root: Path, video: str) -> Path:
+def video_path(root: Path, video: str, location: str = "row") -> Path:
     """``videos/<Subject>/<n>.mp4`` from the row's URL (the part after ``/resolve/main/``),
-    or the path itself, relative to ``root``."""
+    or the path itself, relative to ``root`` (and inside it: ``contained_video``)."""
     path = urlparse(video).path if "://" in video else video
     marker = "/resolve/main/"
     if marker in path:
         path = path.split(marker, 1)[1]
-    return root / path.lstrip("/")
+    return contained_video(root, path.lstrip("/"), location, "video")
 
 
 def _subject(row: Mapping[str, Any], location: str) -> str:
@@ -252,7 +253,7 @@ def load_items(data_dir: str | os.PathLike) -> list[EvalItem]:
             items.append(
                 EvalItem(
                     id=item_id,
-                    video=video_path(root, video),
+                    video=video_path(root, video, location),
                     prompt=build_prompt(row),
                     answer=answer,
                     breakdown={"discipline": _subject(row, location)},

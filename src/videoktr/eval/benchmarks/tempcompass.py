@@ -91,6 +91,7 @@ from ..common import (
     answer_text,
     check_parser,
     check_unique_ids,
+    contained_video,
     read_json_file,
     strict_choice,
 )
@@ -409,7 +410,8 @@ def load_items(
                     items.append(
                         EvalItem(
                             id=f"{task_type}/{video_id}/{dimension}/{index}",
-                            video=root / "videos" / f"{video_id}.mp4",
+                            video=contained_video(root, Path("videos") / f"{video_id}.mp4", location,
+                                                  "video id"),
                             prompt=build_prompt(row),
                             answer=answer,
                             breakdown={"dimension": dimension, "task_type": task_type},

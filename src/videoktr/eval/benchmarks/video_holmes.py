@@ -65,6 +65,7 @@ from ..common import (
     annotation_files,
     check_parser,
     check_unique_ids,
+    contained_video,
     data_root,
     read_json_or_jsonl,
     require,
@@ -156,7 +157,7 @@ def item_from_row(row: object, root: str | os.PathLike, location: str = "row") -
     assert isinstance(row, dict)
     return EvalItem(
         id=f"{video_id}_{question_id}",
-        video=Path(root) / "videos" / f"{video_id}.mp4",
+        video=contained_video(root, Path("videos") / f"{video_id}.mp4", location, "video ID"),
         prompt=build_prompt(row),
         answer=answer,
         breakdown={"question_type": question_type},

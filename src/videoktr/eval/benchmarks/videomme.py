@@ -74,6 +74,7 @@ from ..common import (
     annotation_files,
     check_parser,
     check_unique_ids,
+    contained_video,
     data_root,
     letter_options,
     read_json_file,
@@ -167,10 +168,11 @@ def _youtube_id(url: object) -> str | None:
     return values[0] if values else None
 
 
-def _video_path(root: Path, row: Mapping[str, Any]) -> Path:
-    names = [row.get("videoID"), _youtube_id(row.get("url")), row.get("video_id")]
+def _video_path(root: Path, row: Mapping[str, Any], location: str) -> Path:
+    fields = {"videoID": row.get("videoID"), "url": _youtube_id(row.get("url")), "video_id": row.get("video_id")}
     candidates = [
-        root / "videos" / f"{name}.mp4" for name in names if isinstance(name, str) and name
+        contained_video(root, Path("videos") / f"{name}.mp4", location, field)
+        for field, name in fields.items() if isinstance(name, str) and name
     ]
     for candidate in candidates:
         if candidate.is_file():
@@ -247,11 +249,11 @@ def load_items(data_dir: str | os.PathLike) -> list[EvalItem]:
     root = data_root(data_dir)
     items = []
     for file in files:
-        for _, row in _rows_of_file(file):
+        for location, row in _rows_of_file(file):
             items.append(
                 EvalItem(
                     id=row["question_id"],
-                    video=_video_path(root, row),
+                    video=_video_path(root, row, location),
                     prompt=build_prompt(row),
                     answer=row["answer"],
                     breakdown={"duration": row["duration"], "task_type": row["task_type"]},

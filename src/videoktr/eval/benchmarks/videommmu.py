@@ -97,6 +97,7 @@ from ..common import (
     answer_text,
     check_parser,
     check_unique_ids,
+    contained_video,
     data_root,
     letter_options,
     read_json_file,
@@ -414,11 +415,11 @@ def _row_track(row: object, file: Path, location: str) -> str:
     return str(track)
 
 
-def _video_path(root: Path, item_id: str, discipline: str | None) -> Path:
-    nested = root / discipline / f"{item_id}.mp4" if discipline else None
+def _video_path(root: Path, item_id: str, discipline: str | None, location: str) -> Path:
+    nested = contained_video(root, Path(discipline) / f"{item_id}.mp4", location, "id") if discipline else None
     if nested is not None and nested.is_file():
         return nested
-    flat = root / "videos" / f"{item_id}.mp4"
+    flat = contained_video(root, Path("videos") / f"{item_id}.mp4", location, "id")
     if flat.is_file() or nested is None:
         return flat
     return nested
@@ -451,7 +452,7 @@ def load_items(data_dir: str | os.PathLike) -> list[EvalItem]:
             items.append(
                 EvalItem(
                     id=f"{track}/{item_id}",
-                    video=_video_path(root, item_id, discipline),
+                    video=_video_path(root, item_id, discipline, location),
                     prompt=build_prompt(flat),
                     answer=answer,
                     breakdown={"track": track, "discipline": discipline or "unknown"},
