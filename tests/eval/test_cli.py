@@ -27,6 +27,18 @@ def test_eval_run_then_resume_then_score(tmp_path, capsys):
     assert summary["count"] == 3
     assert main(["eval", "score", "--benchmark", "synthetic", "--predictions", str(predictions), "--parser", "strict"]) == 0
     assert "strict" in capsys.readouterr().out
+    assert summary["settings"]["model"] == str(model_dir.resolve())
+
+    # a resume with other settings is refused, in one line, and loses nothing
+    assert main([*args, "--num-frames", "8"]) == 2
+    error = capsys.readouterr().err
+    assert "Loading weights" not in error  # refused before the model loads
+    assert "videoktr eval run: " in error and "num_frames" in error and "--overwrite" in error
+    assert len(predictions.read_text().splitlines()) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*args, "--num-frames", "8", "--limit", "1", "--overwrite"]) == 0
+    assert len(predictions.read_text().splitlines()) == 1
 
 
 def test_eval_run_rejects_a_missing_model(tmp_path, capsys):

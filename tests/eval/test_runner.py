@@ -15,6 +15,7 @@ from videoktr.eval import (
     decode_uniform,
     read_predictions,
     run_evaluation,
+    run_record_path,
     runner,
     score_predictions,
     write_summary,
@@ -284,3 +285,38 @@ def test_argument_checks(tiny_model, synthetic_dir, tmp_path):
             )
     assert not (tmp_path / "p.jsonl").exists()
     assert torch.is_grad_enabled()
+
+
+def test_a_resume_with_another_model_or_settings_is_refused(tiny_model, synthetic_dir, tmp_path):
+    model, processor = tiny_model
+    out = tmp_path / "preds.jsonl"
+    run_evaluation(model, processor, "synthetic", synthetic_dir, out, limit=2, model_name="model-A", **FAST)
+    record = json.loads(run_record_path(out).read_text())
+    assert record["model"] == "model-A" and record["settings"]["num_frames"] == 4
+    assert {row["model"] for row in read_predictions(out)} == {"model-A"}
+
+    with pytest.raises(PredictionsFileError, match="model 'model-A' -> 'model-B'"):
+        run_evaluation(model, processor, "synthetic", synthetic_dir, out, model_name="model-B", **FAST)
+    with pytest.raises(PredictionsFileError, match="settings .*num_frames.: 4"):
+        run_evaluation(model, processor, "synthetic", synthetic_dir, out, model_name="model-A",
+                       **{**FAST, "num_frames": 8})
+    assert len(read_predictions(out)) == 2  # nothing written by the refused runs
+
+    # batch size and limit may change on a resume
+    summary = run_evaluation(model, processor, "synthetic", synthetic_dir, out, model_name="model-A",
+                             batch_size=2, **FAST)
+    assert summary.count == 5 and summary.settings["model"] == "model-A"
+
+    # overwrite starts over with the other model
+    run_evaluation(model, processor, "synthetic", synthetic_dir, out, model_name="model-B", overwrite=True,
+                   limit=1, **FAST)
+    assert [row["model"] for row in read_predictions(out)] == ["model-B"]
+
+
+def test_a_file_without_a_record_is_checked_by_its_rows(tiny_model, synthetic_dir, tmp_path):
+    model, processor = tiny_model
+    out = tmp_path / "preds.jsonl"
+    run_evaluation(model, processor, "synthetic", synthetic_dir, out, limit=1, model_name="model-A", **FAST)
+    run_record_path(out).unlink()  # as written by an older version
+    with pytest.raises(PredictionsFileError, match="'model-A' -> 'model-B'"):
+        run_evaluation(model, processor, "synthetic", synthetic_dir, out, model_name="model-B", **FAST)

@@ -49,6 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_parser.add_argument("--limit", type=int, default=None, help="only the first N questions")
     run_parser.add_argument("--parser", default="official", help="official (the benchmark's own rules) or strict")
     run_parser.add_argument("--bf16", action="store_true", help="load the model in bfloat16")
+    run_parser.add_argument("--overwrite", action="store_true",
+                            help="remove the predictions already in --output and start over (a resume must otherwise "
+                                 "use the same model and settings; --batch_size and --limit may change)")
     _add_judge_flags(run_parser)
     run_parser.set_defaults(handler=run_benchmark)
     score_parser = subcommands.add_parser("score", help="re-score a predictions JSONL")
@@ -76,15 +79,20 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     from videoktr.eval import EvalSettings, get_benchmark, run_evaluation, write_summary
     from videoktr.eval.common import check_parser
+    from videoktr.eval.predictions import check_run_record
+    from videoktr.eval.runner import run_record
     from videoktr.models import load_local_model
 
-    # Everything that can be wrong with the arguments or the data, before the model loads.
+    # Everything that can be wrong with the arguments, the data or the output, before the model loads.
     judge = _judge(args)
-    EvalSettings(args.num_frames, args.fps, args.max_pixels, args.temperature, args.top_p, args.max_new_tokens,
-                 args.batch_size, args.limit)
+    settings = EvalSettings(args.num_frames, args.fps, args.max_pixels, args.temperature, args.top_p,
+                            args.max_new_tokens, args.batch_size, args.limit)
     benchmark = get_benchmark(args.benchmark)
     check_parser(args.benchmark, args.parser, benchmark.PARSERS)
     benchmark.load_items(args.data)
+    model_name = str(Path(args.model).resolve())
+    if not args.overwrite:
+        check_run_record(args.output, run_record(args.benchmark, model_name, settings))
     model, processor = load_local_model(args.model, bf16=args.bf16)
     if torch.cuda.is_available():
         model = model.to("cuda")
@@ -92,7 +100,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         model, processor, args.benchmark, args.data, args.output, num_frames=args.num_frames, fps=args.fps,
         max_pixels=args.max_pixels, temperature=args.temperature, top_p=args.top_p,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit, parser=args.parser,
-        judge=judge,
+        judge=judge, model_name=model_name, overwrite=args.overwrite,
     )
     print(summary.format_table())
     summary_path = Path(args.summary or Path(args.output).with_suffix(".summary.json"))

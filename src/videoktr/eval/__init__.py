@@ -28,7 +28,7 @@ from .benchmarks import BENCHMARKS, Benchmark, get_benchmark, judge_output, scor
 from .common import AnnotationError, EvalItem, Judgement, strict_choice
 from .generation import EvalSettings
 from .judge import Judge, JudgeError, load_judge, local_hf_judge
-from .predictions import PredictionsFileError, read_predictions
+from .predictions import PredictionsFileError, read_predictions, run_record_path
 from .runner import run_evaluation, score_predictions
 from .summary import EvalSummary, summarize, write_summary
 
@@ -50,6 +50,7 @@ __all__ = [
     "local_hf_judge",
     "read_predictions",
     "run_evaluation",
+    "run_record_path",
     "score_output",
     "score_predictions",
     "strict_choice",

@@ -3,7 +3,7 @@ to resume a run or re-score it.
 
 A line::
 
-    {"id": ..., "benchmark": ..., "parser": ..., "scorer": what scored it,
+    {"id": ..., "benchmark": ..., "model": the model's path, "parser": ..., "scorer": what scored it,
      "video": path, "output": generated text, "prediction": what the parser read,
      "score": float, "counted": bool, "answer": reference,
      <breakdown fields, e.g. "question_type": "SR">, "judge_reply": null or the judge's text,
@@ -12,7 +12,9 @@ A line::
 
 A half-written last line (a kill in the middle of a write) is cut off and its question asked
 again; a question is never written twice; rows re-judged later are replaced in place,
-atomically (a temporary file renamed over the original).
+atomically (a temporary file renamed over the original). Beside ``P.jsonl``, ``P.run.json``
+records the benchmark, model and settings the file's answers came from; a resume with others
+is refused (:func:`check_run_record`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from typing import Any
 
 from .common import EvalItem, Judgement
 
-__all__ = ["PredictionsFileError", "append_row", "is_video_error", "prediction_row", "read_predictions",
-           "rejudged_row", "replace_rows", "rewrite_without"]
+__all__ = ["PredictionsFileError", "append_row", "check_run_record", "is_video_error", "prediction_row",
+           "read_predictions", "rejudged_row", "replace_rows", "rewrite_without", "run_record_path"]
+
+#: Settings that do not change what a question's answer is, so a resume may change them.
+RESUMABLE_SETTINGS = ("batch_size", "limit")
 
 _RESERVED_KEYS = {
     "id",
@@ -44,6 +49,7 @@ _RESERVED_KEYS = {
     "answer",
     "error",
     "row",
+    "model",
 }
 
 
@@ -124,6 +130,58 @@ def replace_rows(path: Path, replacements: Mapping[str, Mapping[str, Any]]) -> N
     )
 
 
+def run_record_path(output_file: str | os.PathLike) -> Path:
+    """Where the model and settings of a predictions file are kept: ``P.run.json`` beside
+    ``P.jsonl``."""
+    output_file = Path(output_file)
+    return output_file.with_name(output_file.stem + ".run.json")
+
+
+def _differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    keys = sorted(set(recorded) | set(wanted))
+    return [f"{key} {recorded.get(key)!r} -> {wanted.get(key)!r}" for key in keys
+            if recorded.get(key) != wanted.get(key)]
+
+
+def check_run_record(output_file: str | os.PathLike, record: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    """Make ``output_file`` hold predictions of the run described by ``record`` (benchmark,
+    model and the settings that shape an answer) before any question is asked.
+
+    A new file gets its record written beside it. An existing one resumes only when its record
+    is the same: a resume that mixed two models, or two frame counts, in one file would report
+    a summary that belongs to neither. ``overwrite=True`` removes the old predictions and
+    starts over. A file written before records were kept is checked row by row (rows that
+    name a model must name this one) and then gets its record.
+    """
+    output_file = Path(output_file)
+    record_file = run_record_path(output_file)
+    record = json.loads(json.dumps(dict(record)))  # the form it takes once read back
+    if overwrite:
+        output_file.unlink(missing_ok=True)
+        record_file.unlink(missing_ok=True)
+    recorded: dict[str, Any] | None = None
+    if record_file.exists():
+        try:
+            recorded = json.loads(record_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PredictionsFileError(f"{record_file}: not a readable run record ({exc})") from exc
+    elif output_file.exists():
+        models = {row.get("model") for row in read_predictions(output_file)} - {None}
+        if models - {record.get("model")}:
+            recorded = {**record, "model": sorted(map(str, models))[0]}
+    if recorded is not None:
+        differences = _differences(recorded, record)
+        if differences:
+            raise PredictionsFileError(
+                f"{output_file} holds predictions of another run ({'; '.join(differences)}): a resume must "
+                "use the same model and settings; use another output file, or overwrite=True (--overwrite) "
+                "to start over"
+            )
+        return
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def _verdict_fields(judgement: Judgement | None) -> dict[str, Any]:
     return {
         "prediction": None if judgement is None else judgement.prediction,
@@ -143,11 +201,13 @@ def prediction_row(
     judgement: Judgement | None,
     error: str | None,
     error_source: str | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     verdict = _verdict_fields(judgement)
     row: dict[str, Any] = {
         "id": item.id,
         "benchmark": benchmark,
+        "model": model,
         "parser": parser,
         "scorer": scorer,
         "video": str(item.video),

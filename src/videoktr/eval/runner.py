@@ -16,7 +16,8 @@ kept), ``eval.summary`` (accuracy and its breakdown); this module runs them in o
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from .judge import Judge, JudgeError, JudgeFunction, as_judge
 from .judging import judge_stored_outputs, progress_bar, rescore, score_output_with
 from .predictions import (
     PredictionsFileError,
+    RESUMABLE_SETTINGS,
     append_row,
+    check_run_record,
     is_video_error,
     prediction_row,
     read_predictions,
@@ -37,13 +40,26 @@ from .predictions import (
 )
 from .summary import EvalSummary, summarize
 
-__all__ = ["run_evaluation", "score_predictions"]
+__all__ = ["run_evaluation", "run_record", "score_predictions"]
 
 
 def _resolve_judge(benchmark: str, parser: str, judge: Judge | str | JudgeFunction | None) -> Judge | None:
     """The judge as a ``Judge``, or None where it does not apply (a documented no-op)."""
     judge = as_judge(judge)
     return judge if judge_applies(benchmark, parser) else None
+
+
+def _model_name(model: Any) -> str | None:
+    """The path a model was loaded from (transformers keeps it in its config), if any."""
+    name = getattr(getattr(model, "config", None), "_name_or_path", None) or getattr(model, "name_or_path", None)
+    return str(name) if name else None
+
+
+def run_record(benchmark: str, model_name: str | None, settings: EvalSettings) -> dict[str, Any]:
+    """What the answers in a predictions file depend on, kept beside it so that a resume with
+    another model or other settings is refused (``eval.predictions.check_run_record``)."""
+    answer_settings = {k: v for k, v in settings.to_dict().items() if k not in RESUMABLE_SETTINGS}
+    return {"benchmark": benchmark, "model": model_name, "settings": answer_settings}
 
 
 def _resume(output_file: Path, benchmark: str, retry_errors: bool) -> list[dict[str, Any]]:
@@ -65,30 +81,31 @@ def _resume(output_file: Path, benchmark: str, retry_errors: bool) -> list[dict[
 
 
 def _ask(model: Any, processor: Any, module: Benchmark, batch: Sequence[EvalItem], settings: EvalSettings,
-         parser: str, scorer: str, judge: Judge | None) -> dict[str, dict[str, Any]]:
-    """The prediction rows of one batch of questions: answered and scored, or error rows."""
+         parser: str, judge: Judge | None, make_row: Callable[..., dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The prediction rows of one batch of questions: answered and scored, or error rows
+    (``make_row(item, output, judgement, error, error_source)``)."""
     finished: dict[str, dict[str, Any]] = {}
     ready: list[tuple[EvalItem, DecodedVideo]] = []
     for item in batch:
         try:
             ready.append((item, decode_clip(item.video, settings)))
         except VideoDecodeError as exc:
-            finished[item.id] = prediction_row(module.NAME, parser, scorer, item, None, None, str(exc), "video")
+            finished[item.id] = make_row(item, None, None, str(exc), "video")
     if ready:
         outputs = answer_batch(model, processor, [i.prompt for i, _ in ready], [v for _, v in ready], settings=settings)
         for (item, _), output in zip(ready, outputs, strict=True):
             try:
                 judgement = score_output_with(module, item.row, output, parser, judge)
             except JudgeError as exc:  # keep the output; a later run asks again
-                finished[item.id] = prediction_row(module.NAME, parser, scorer, item, output, None, str(exc), "judge")
+                finished[item.id] = make_row(item, output, None, str(exc), "judge")
                 continue
-            finished[item.id] = prediction_row(module.NAME, parser, scorer, item, output, judgement, None)
+            finished[item.id] = make_row(item, output, judgement, None)
     return finished
 
 
 def _ask_pending(model: Any, processor: Any, module: Benchmark, pending: Sequence[EvalItem], output_file: Path,
-                 settings: EvalSettings, parser: str, scorer: str, judge: Judge | None,
-                 progress: bool) -> dict[str, dict[str, Any]]:
+                 settings: EvalSettings, parser: str, judge: Judge | None,
+                 make_row: Callable[..., dict[str, Any]], progress: bool) -> dict[str, dict[str, Any]]:
     """Ask every pending question in batches, appending each batch's rows in question order."""
     done: dict[str, dict[str, Any]] = {}
     bar = progress_bar(len(pending), module.NAME, progress)
@@ -99,7 +116,7 @@ def _ask_pending(model: Any, processor: Any, module: Benchmark, pending: Sequenc
         with output_file.open("a", encoding="utf-8") as handle:
             for start in range(0, len(pending), settings.batch_size):
                 batch = pending[start : start + settings.batch_size]
-                finished = _ask(model, processor, module, batch, settings, parser, scorer, judge)
+                finished = _ask(model, processor, module, batch, settings, parser, judge, make_row)
                 for item in batch:  # in question order
                     append_row(handle, finished[item.id])
                     done[item.id] = finished[item.id]
@@ -133,6 +150,8 @@ def run_evaluation(
     progress: bool = True,
     retry_errors: bool = False,
     judge: Judge | str | JudgeFunction | None = None,
+    model_name: str | None = None,
+    overwrite: bool = False,
 ) -> EvalSummary:
     """Generate an answer for every question of ``benchmark`` and score it.
 
@@ -152,6 +171,10 @@ def run_evaluation(
             (``f(messages) -> str``, a ``"module:function"`` spec or a
             ``videoktr.eval.judge.Judge``); ignored for other benchmarks and parsers. Stored
             outputs this judge has not scored are judged first (``eval.judging``).
+        model_name: what the rows and the run record name the model by (default: the path it
+            was loaded from). A resume with another model, or other settings than
+            ``batch_size`` and ``limit``, raises ``PredictionsFileError``.
+        overwrite: remove the predictions already in ``output_file`` and start over.
 
     Returns:
         The summary over this run's questions (rows resumed from the file included, re-scored
@@ -167,19 +190,23 @@ def run_evaluation(
         items = items[:limit]
     output_file = Path(output_file)
     output_file.parent.mkdir(parents=True, exist_ok=True)
+    model_name = model_name if model_name is not None else _model_name(model)
+    check_run_record(output_file, run_record(benchmark, model_name, settings), overwrite=overwrite)
     existing = _resume(output_file, benchmark, retry_errors)
     done = {row["id"]: row for row in existing}
     if judge is not None:
         annotations = {item.id: item.row for item in items}
         done.update(judge_stored_outputs(output_file, existing, annotations, module, parser, scorer, judge, progress))
     pending = [item for item in items if item.id not in done]
-    done.update(_ask_pending(model, processor, module, pending, output_file, settings, parser, scorer, judge, progress))
+    make_row = partial(prediction_row, module.NAME, parser, scorer, model=model_name)
+    done.update(_ask_pending(model, processor, module, pending, output_file, settings, parser, judge, make_row, progress))
     records, judge_errors = [], 0
     for item in items:
         judgement, judge_failed = rescore(module, item.row, done[item.id], parser, judge, scorer)
         judge_errors += judge_failed
         records.append((item.breakdown, judgement))
-    return summarize(benchmark, records, parser, settings={**settings.to_dict(), "data_dir": str(data_dir)},
+    return summarize(benchmark, records, parser,
+                     settings={**settings.to_dict(), "data_dir": str(data_dir), "model": model_name},
                      predictions_file=output_file, judge=judge, judge_errors=judge_errors)
 
 
