@@ -53,9 +53,10 @@ def quantile_select(scores, mask, ratio, scope, group_size=None):
 
 
 def grpo_loss_reference(
-    logps, old_logps, advantages, mask, weights, ref_logps, beta, eps_low, eps_high, aggregation, mask_kl
+    logps, old_logps, advantages, mask, weights, ref_logps, beta, eps_low, eps_high, aggregation, mask_kl,
+    max_completion_length=None, global_normaliser=None, bias_correction_kl=False,
 ):
-    """The loss of DESIGN.md written token by token in float64."""
+    """The loss of docs/method.md written token by token in float64."""
     rows, length = logps.shape
     logps = logps.detach()
     mask = mask.bool()
@@ -74,6 +75,8 @@ def grpo_loss_reference(
             if ref_logps is not None:
                 d = float(ref_logps[i, t]) - float(logps[i, t])
                 kl = math.exp(d) - d - 1
+                if bias_correction_kl:
+                    kl *= rho
             w = float(weights[i, t])
             pg_terms.append((w, pg))
             kl_terms.append((w if mask_kl else 1.0, kl))
@@ -81,6 +84,10 @@ def grpo_loss_reference(
         per_row_kl.append(kl_terms)
 
     def aggregate(per_row):
+        if aggregation == "token_sum_norm":
+            return sum(w * v for row in per_row for w, v in row) / (rows * max_completion_length)
+        if aggregation == "token_mean_global":
+            return sum(w * v for row in per_row for w, v in row) / global_normaliser
         if aggregation == "seq_mean":
             return sum(sum(w * v for w, v in row) / max(len(row), 1) for row in per_row) / rows
         if aggregation == "token_mean":

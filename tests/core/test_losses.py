@@ -10,6 +10,9 @@ from videoktr.core import AGGREGATIONS, agg_loss, aggregation_normaliser
 
 from .reference import grpo_loss_reference
 
+# What token_sum_norm and token_mean_global need beside the batch (any valid values).
+AGG = {"max_completion_length": 8, "global_normaliser": 13.0}
+
 
 def make_batch(seed: int, rows: int = 4, length: int = 6, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
@@ -93,9 +96,10 @@ def test_loss_equals_plain_rederivation(seed, aggregation, weight_kind, beta, ma
     }[weight_kind]
     loss, _ = grpo_loss(
         logps, old, advantages, mask, token_weights=weights, ref_logps=ref, beta=beta,
-        epsilon_low=0.2, epsilon_high=0.28, aggregation=aggregation, mask_kl=mask_kl,
+        epsilon_low=0.2, epsilon_high=0.28, aggregation=aggregation, mask_kl=mask_kl, **AGG,
     )
-    expected = grpo_loss_reference(logps, old, advantages, mask, weights, ref, beta, 0.2, 0.28, aggregation, mask_kl)
+    expected = grpo_loss_reference(logps, old, advantages, mask, weights, ref, beta, 0.2, 0.28, aggregation, mask_kl,
+                                   **AGG)
     assert loss.item() == pytest.approx(expected, rel=1e-10, abs=1e-12)
 
 
@@ -103,9 +107,9 @@ def test_full_mask_equals_vanilla_grpo():
     logps, old, ref, advantages, mask, _ = make_batch(5)
     everything = select_key_tokens({"entropy": torch.rand(logps.shape)}, mask, ratio=1.0, scope="batch")
     for aggregation in AGGREGATIONS:
-        vanilla, _ = grpo_loss(logps, old, advantages, mask, ref_logps=ref, beta=0.04, aggregation=aggregation)
+        vanilla, _ = grpo_loss(logps, old, advantages, mask, ref_logps=ref, beta=0.04, aggregation=aggregation, **AGG)
         ktr, _ = grpo_loss(logps, old, advantages, mask, token_weights=everything, ref_logps=ref, beta=0.04,
-                           aggregation=aggregation)
+                           aggregation=aggregation, **AGG)
         assert torch.equal(vanilla, ktr)
 
 
@@ -117,7 +121,7 @@ def test_gradients_reach_only_selected_tokens(aggregation):
     logps, old, ref, advantages, mask, gen = make_batch(11, rows=6, length=8)
     weights = (torch.rand(logps.shape, generator=gen) < 0.4) & mask
     loss, _ = grpo_loss(logps, old, advantages, mask, token_weights=weights, ref_logps=ref, beta=0.1,
-                        aggregation=aggregation)
+                        aggregation=aggregation, **AGG)
     loss.backward()
     grad = logps.grad
     assert (grad[~weights] == 0).all()
@@ -138,7 +142,7 @@ def test_nothing_selected_gives_zero_loss_in_the_graph(aggregation):
     logps, old, ref, advantages, mask, _ = make_batch(13)
     nothing = torch.zeros_like(mask)
     loss, metrics = grpo_loss(logps, old, advantages, mask, token_weights=nothing, ref_logps=ref, beta=0.04,
-                              aggregation=aggregation)
+                              aggregation=aggregation, **AGG)
     assert loss.item() == 0.0 and loss.requires_grad
     loss.backward()
     assert torch.isfinite(logps.grad).all() and (logps.grad == 0).all()
@@ -150,7 +154,7 @@ def test_empty_completions_do_not_produce_nan():
     logps = torch.zeros(2, 3, requires_grad=True)
     mask = torch.tensor([[1, 1, 0], [0, 0, 0]])
     for aggregation in AGGREGATIONS:
-        loss, _ = grpo_loss(logps, logps.detach(), torch.tensor([1.0, 1.0]), mask, aggregation=aggregation)
+        loss, _ = grpo_loss(logps, logps.detach(), torch.tensor([1.0, 1.0]), mask, aggregation=aggregation, **AGG)
         assert torch.isfinite(loss)
 
 
@@ -182,10 +186,10 @@ def test_result_does_not_depend_on_padding_length(aggregation, seed, extra):
         return torch.cat([tensor, torch.full((tensor.shape[0], extra), value, dtype=tensor.dtype)], dim=1)
 
     short, _ = grpo_loss(logps, old, advantages, mask, token_weights=weights, ref_logps=ref, beta=0.04,
-                         aggregation=aggregation)
+                         aggregation=aggregation, **AGG)
     long_logps = pad(logps.detach(), -3.0).requires_grad_()
     long, _ = grpo_loss(long_logps, pad(old, 7.0), advantages, pad(mask, False), token_weights=pad(weights, True),
-                        ref_logps=pad(ref, -9.0), beta=0.04, aggregation=aggregation)
+                        ref_logps=pad(ref, -9.0), beta=0.04, aggregation=aggregation, **AGG)
     assert long.item() == short.item()
 
 
@@ -242,18 +246,26 @@ def test_batches_aggregated_one_at_a_time_weigh_in_by_their_normaliser(aggregati
     mask = torch.arange(5) < torch.randint(0, 6, (6, 1), generator=gen)
     weights = torch.rand(6, 5, generator=gen, dtype=torch.float64) * (torch.rand(6, 5, generator=gen) > 0.4) * mask
     batches = [slice(0, 2), slice(2, 3), slice(3, 6)]
-    normalisers = [aggregation_normaliser(weights[b], mask[b], aggregation) for b in batches]
-    pieces = [agg_loss(values[b], weights[b], mask[b], aggregation) for b in batches]
-    combined = sum(n * piece for n, piece in zip(normalisers, pieces)) / sum(normalisers)
-    assert agg_loss(values, weights, mask, aggregation).item() == pytest.approx(combined.item(), rel=1e-12)
+    normalisers = [aggregation_normaliser(weights[b], mask[b], aggregation, **AGG) for b in batches]
+    pieces = [agg_loss(values[b], weights[b], mask[b], aggregation, **AGG) for b in batches]
+    if aggregation == "token_mean_global":  # one denominator for every batch: the pieces add up
+        combined = sum(pieces)
+    else:
+        combined = sum(n * piece for n, piece in zip(normalisers, pieces)) / sum(normalisers)
+    assert agg_loss(values, weights, mask, aggregation, **AGG).item() == pytest.approx(combined.item(), rel=1e-12)
 
 
 def test_aggregation_normalisers_count_what_each_aggregation_averages():
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
     weights = torch.tensor([[0.5, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.25, 0.0, 0.0, 0.0]])
-    expected = {"seq_mean": 3.0, "seq_mean_selected": 2.0, "token_mean": 6.0, "token_mean_selected": 1.75}
+    expected = {"seq_mean": 3.0, "seq_mean_selected": 2.0, "token_mean": 6.0, "token_mean_selected": 1.75,
+                "token_sum_norm": 3.0 * 8, "token_mean_global": 13.0}
     for aggregation, value in expected.items():
-        assert aggregation_normaliser(weights, mask, aggregation).item() == value, aggregation
+        assert aggregation_normaliser(weights, mask, aggregation, **AGG).item() == value, aggregation
+    with pytest.raises(ValueError, match="token_sum_norm needs max_completion_length"):
+        aggregation_normaliser(weights, mask, "token_sum_norm")
+    with pytest.raises(ValueError, match="token_mean_global needs global_normaliser"):
+        aggregation_normaliser(weights, mask, "token_mean_global")
     with pytest.raises(ValueError, match="aggregation must be one of"):
         aggregation_normaliser(weights, mask, "mean")
 
@@ -261,9 +273,9 @@ def test_aggregation_normalisers_count_what_each_aggregation_averages():
 def test_grpo_loss_is_agg_loss_of_the_clipped_objective():
     logps, old, _, advantages, mask, _ = make_batch(3)
     for aggregation in AGGREGATIONS:
-        loss, _ = grpo_loss(logps, old, advantages, mask, aggregation=aggregation)
+        loss, _ = grpo_loss(logps, old, advantages, mask, aggregation=aggregation, **AGG)
         ratio = torch.exp(logps - old)
         per_token = -torch.min(ratio * advantages[:, None], torch.clamp(ratio, 0.8, 1.2) * advantages[:, None])
         per_token = torch.where(mask, per_token, torch.zeros_like(per_token))
-        expected = agg_loss(per_token, mask.double(), mask, aggregation)
+        expected = agg_loss(per_token, mask.double(), mask, aggregation, **AGG)
         assert loss.item() == pytest.approx(expected.item(), rel=1e-12), aggregation

@@ -85,6 +85,9 @@ def test_keyword_overrides_for_library_use(tmp_path):
         (["--top_p", "0"], r"top_p=0.0 must lie in \(0, 1\]"),
         (["--reward_weights", "1.0"], "reward_weights has 1 values for 2 reward_funcs"),
         (["--loss_aggregation", "mean"], "loss_aggregation='mean' is not allowed"),
+        (["--loss_type", "ppo"], "loss_type='ppo' is not allowed; choose one of: grpo, bnpo, dr_grpo, dapo"),
+        (["--loss_type", "dapo", "--loss_aggregation", "token_mean"],
+         "loss_type='dapo' is loss_aggregation='token_mean_global', but loss_aggregation='token_mean' is set too"),
         (["--on_bad_sample", "ignore"], "on_bad_sample='ignore' is not allowed; choose one of: skip, raise"),
     ],
 )
@@ -166,3 +169,13 @@ def test_keys_the_method_ignores_are_refused(argv, message, out):
 def test_yaml_that_is_not_plain_data_is_a_config_error(text, message, tmp_path, out):
     with pytest.raises(ConfigError, match=message):
         load_config(out, config_file=write_yaml(tmp_path, text))
+
+
+@pytest.mark.parametrize(("loss_type", "aggregation"), [("grpo", "seq_mean"), ("bnpo", "token_mean"),
+                                                         ("dr_grpo", "token_sum_norm"), ("dapo", "token_mean_global")])
+def test_trl_loss_type_names_are_aliases(loss_type, aggregation, out):
+    config = load_config(["--loss_type", loss_type, *out])
+    assert config.loss_aggregation == aggregation and config.loss_type == loss_type
+    assert config.use_bias_correction_kl is False  # ours keeps the paper's k3 term; TRL 1.16 turns it on
+    assert load_config(["--loss_type", loss_type, "--loss_aggregation", aggregation, *out]).loss_aggregation == aggregation
+    assert load_config(["--use_bias_correction_kl", "true", *out]).use_bias_correction_kl is True

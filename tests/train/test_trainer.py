@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from videoktr.cli import main
+from videoktr.core import AGGREGATIONS
 from videoktr.data.dataset import VideoR1Dataset
 from videoktr.models import load_local_model
 from videoktr.train import load_config
@@ -231,7 +232,7 @@ def test_soft_weighting_trains_with_weights_in_unit_interval(weighting, tiny_mod
     assert torch.isfinite(loss)
 
 
-@pytest.mark.parametrize("aggregation", ["seq_mean", "seq_mean_selected", "token_mean", "token_mean_selected"])
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
 def test_per_prompt_losses_add_up_to_the_batch_aggregation(aggregation, tiny_model_dir, dataset_file, tmp_path,
                                                           monkeypatch):
     """One backward per prompt must give the loss of aggregating all rows of the micro-batch at once."""
@@ -260,5 +261,32 @@ def test_per_prompt_losses_add_up_to_the_batch_aggregation(aggregation, tiny_mod
     logps, masks, weights, refs = stack(0, 0.0), stack(2, False), stack(3, False), stack(4, 0.0)
     advantages = torch.cat([c[1] for c in captured])
     expected, _ = grpo_loss(logps, logps, advantages, masks, token_weights=weights, ref_logps=refs,
-                            beta=trainer.args.beta, aggregation=aggregation)
+                            beta=trainer.args.beta, aggregation=aggregation,
+                            max_completion_length=trainer.args.max_completion_length,
+                            global_normaliser=masks.sum())  # outside a step, the micro-batch is the step
     assert combined.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize(("loss_type", "spans_the_step"), [("dapo", True), ("bnpo", False)])
+def test_dapo_divides_by_the_tokens_of_the_whole_accumulated_step(loss_type, spans_the_step, tiny_model_dir,
+                                                                   dataset_file, tmp_path):
+    """Two accumulated micro-batches of different token counts: the optimizer's gradient is the
+    token mean over both for dapo (TRL's global normaliser), the mean of two token means for bnpo."""
+    from tests.train.step_gradient import StepRecorder, largest_relative_difference, whole_step_gradient
+
+    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--loss_type", loss_type,
+                            "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "2",
+                            "--max_steps", "1", "--save_steps", "10", "--max_grad_norm", "0", "--beta", "0")
+    recorder = StepRecorder(trainer, lengths=[3, 12])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.train()
+    rollouts = [rollout for batch in recorder.rollouts for rollout in batch]
+    assert len(recorder.rollouts) == 2 and [int(r.completion_mask.sum()) for r in rollouts][0] <= 9
+    trainer.args.loss_aggregation = "token_mean"  # the reference: one token mean over the whole step
+    reference = whole_step_gradient(trainer, recorder.initial_state, rollouts)
+    difference = largest_relative_difference(recorder.gradient, reference)
+    if spans_the_step:
+        assert difference < 1e-5
+    else:
+        assert difference > 1e-2

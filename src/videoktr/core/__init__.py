@@ -10,7 +10,7 @@
 """
 
 from .advantages import ADVANTAGE_SCALES, group_advantages
-from .losses import AGGREGATIONS, agg_loss, aggregation_normaliser, grpo_loss
+from .losses import AGGREGATIONS, TRL_LOSS_TYPES, agg_loss, aggregation_normaliser, grpo_loss
 from .permutations import sample_derangements
 from .selection import (
     SCOPES,
@@ -29,6 +29,7 @@ __all__ = [
     "SELECTION_METHODS",
     "SIGNALS",
     "SOFT_WEIGHTINGS",
+    "TRL_LOSS_TYPES",
     "agg_loss",
     "aggregation_normaliser",
     "group_advantages",

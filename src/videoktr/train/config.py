@@ -27,7 +27,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from .. import defaults
 from ..core.advantages import ADVANTAGE_SCALES
-from ..core.losses import AGGREGATIONS
+from ..core.losses import AGGREGATIONS, TRL_LOSS_TYPES
 from ..core.selection import SCOPES, SELECTION_METHODS, SOFT_WEIGHTINGS
 from ..core.signals import DEFAULT_CHUNK_SIZE, SIGNALS
 from ..data.dataset import ON_BAD_SAMPLE
@@ -154,6 +154,15 @@ class VideoGRPOConfig(TrainingArguments):
     epsilon: float = field(default=0.2, metadata={"help": "lower clip range: ratio >= 1 - epsilon"})
     epsilon_high: float | None = field(default=None, metadata={"help": "upper clip range (default: epsilon)"})
     loss_aggregation: str = field(default="seq_mean", metadata={"help": f"one of {', '.join(AGGREGATIONS)}"})
+    loss_type: str | None = field(
+        default=None,
+        metadata={"help": "TRL's name for the aggregation, instead of loss_aggregation: "
+                  + ", ".join(f"{name} ({aggregation})" for name, aggregation in TRL_LOSS_TYPES.items())},
+    )
+    use_bias_correction_kl: bool = field(
+        default=False,
+        metadata={"help": "weight the k3 KL term by the importance ratio (TRL 1.16's default; ours keeps the paper's)"},
+    )
     scale_rewards: str = field(default="std", metadata={"help": "advantage scaling: 'std' (GRPO) or 'none'"})
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy", "format"],
@@ -209,6 +218,13 @@ class VideoGRPOConfig(TrainingArguments):
         _choice("visual_mode", self.visual_mode, VISUAL_MODES)
         _choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
         _choice("loss_aggregation", self.loss_aggregation, AGGREGATIONS)
+        if self.loss_type is not None:
+            _choice("loss_type", self.loss_type, tuple(TRL_LOSS_TYPES))
+            aggregation = TRL_LOSS_TYPES[self.loss_type]
+            if self.loss_aggregation not in ("seq_mean", aggregation):  # seq_mean: the default, not a choice
+                raise ConfigError(f"loss_type={self.loss_type!r} is loss_aggregation={aggregation!r}, but "
+                                  f"loss_aggregation={self.loss_aggregation!r} is set too; give one of them")
+            self.loss_aggregation = aggregation
         _choice("scale_rewards", self.scale_rewards, ADVANTAGE_SCALES)
         _choice("on_bad_sample", self.on_bad_sample, ON_BAD_SAMPLE)
         if self.preset is not None:

@@ -27,7 +27,8 @@ RUN_FILE = "videoktr_run.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # What a run trains: resuming with any of these changed continues another experiment.
 METHOD_KEYS = ("preset", "token_selection", *SELECTION_KEYS, "visual_mode", "temporal_mode", "num_shuffles",
-               "loss_aggregation", "mask_kl", "beta", "num_generations", "temporal_reward_bonus", "reward_funcs")
+               "loss_aggregation", "use_bias_correction_kl", "mask_kl", "beta", "num_generations",
+               "temporal_reward_bonus", "reward_funcs")
 
 
 class TrainingInterrupted(RuntimeError):

@@ -127,6 +127,7 @@ class VideoGRPOTrainer(Trainer):
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._rollout_buffer: dict[int, list[PromptRollout]] = {}
         self._micro_step = 0
+        self._step_tokens: float | None = None
         self.update_guard = NonFiniteUpdateGuard(self.accelerator)
 
     def create_optimizer(self, model=None):
@@ -347,10 +348,35 @@ class VideoGRPOTrainer(Trainer):
 
     # ------------------------------------------------------------------ loss
 
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """The optimizer step's micro-batches, each as its rollouts, all sampled before the step's
+        first backward (as TRL samples its generation batch first): ``token_mean_global`` (TRL's
+        ``dapo``) divides by the completion tokens of the whole step on every process."""
+        batches, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        rollouts = [self._prepare_inputs(samples) for samples in batches]
+        self._step_tokens = self._completion_tokens([r for batch in rollouts for r in batch], across_processes=True)
+        return rollouts, None
+
+    def _completion_tokens(self, rollouts: list[PromptRollout], across_processes: bool) -> float | None:
+        """The completion tokens of ``rollouts`` (on every process), where the aggregation needs them."""
+        if self.args.loss_aggregation != "token_mean_global":
+            return None
+        count = sum(float(rollout.completion_mask.sum()) for rollout in rollouts)
+        if across_processes and self.accelerator.num_processes > 1:
+            total = torch.tensor(count, dtype=torch.float64, device=self.accelerator.device)
+            count = float(self.accelerator.reduce(total, reduction="sum"))
+        return count
+
+    def _as_rollouts(self, inputs: list) -> list[PromptRollout]:
+        return self._prepare_inputs(inputs) if inputs and isinstance(inputs[0], Sample) else inputs
+
     def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
         """One backward per prompt (one wrapped forward each); DDP syncs on the last."""
         model.train()
-        rollouts = self._prepare_inputs(inputs)
+        if inputs and isinstance(inputs[0], Sample):  # called outside the Trainer's loop: one micro-batch a step
+            inputs = self._prepare_inputs(inputs)
+            self._step_tokens = self._completion_tokens(inputs, across_processes=True)
+        rollouts = inputs
         start = time.perf_counter()
         shares = self._prompt_shares(rollouts)
         loss_sum = torch.zeros((), device=self.accelerator.device)
@@ -358,8 +384,8 @@ class VideoGRPOTrainer(Trainer):
             last = index == len(rollouts) - 1
             sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
             with sync, self.compute_loss_context_manager():
-                loss = self._prompt_loss(model, rollout) * shares[index]
-                loss = loss / self.current_gradient_accumulation_steps
+                loss = self._prompt_loss(model, rollout, self._step_tokens) * shares[index]
+                loss = loss * self._micro_batch_scale()
                 kwargs = {"scale_wrt_gas": False} if self.is_deepspeed_enabled else {}
                 self.update_guard.record_loss(loss)
                 self.accelerator.backward(loss, **kwargs)
@@ -367,18 +393,31 @@ class VideoGRPOTrainer(Trainer):
         self._metrics["time/loss_s"].append(time.perf_counter() - start)
         return loss_sum
 
+    def _micro_batch_scale(self) -> float:
+        """What a micro-batch's loss is multiplied by so that the optimizer step's gradient is the
+        aggregation the config names: 1 / accumulation steps for the per-micro-batch means (TRL
+        divides its grpo, bnpo and dr_grpo the same way); for ``token_mean_global``, whose
+        normaliser already spans the step, the process count, since DDP averages processes."""
+        if self.args.loss_aggregation == "token_mean_global":
+            return float(self.accelerator.num_processes)
+        return 1.0 / self.current_gradient_accumulation_steps
+
     def _prompt_shares(self, rollouts: list[PromptRollout]) -> list[float]:
         """Each prompt's share of the micro-batch loss: its aggregation normaliser over the
         total (``core.aggregation_normaliser``), so the weighted per-prompt losses equal the
-        aggregation over all rows at once."""
+        aggregation over all rows at once. ``token_mean_global`` divides every prompt by the
+        same step-wide count already, so its prompts simply add up."""
+        if self.args.loss_aggregation == "token_mean_global":
+            return [1.0] * len(rollouts)
         normalisers = [
-            float(aggregation_normaliser(rollout.loss_weights(), rollout.completion_mask, self.args.loss_aggregation))
+            float(aggregation_normaliser(rollout.loss_weights(), rollout.completion_mask, self.args.loss_aggregation,
+                                         max_completion_length=self.args.max_completion_length))
             for rollout in rollouts
         ]
         total = sum(normalisers) or 1.0
         return [value / total for value in normalisers]
 
-    def _prompt_loss(self, model, rollout: PromptRollout) -> torch.Tensor:
+    def _prompt_loss(self, model, rollout: PromptRollout, step_tokens: float | None = None) -> torch.Tensor:
         args = self.args
         adapter = get_adapter(self._unwrapped())
         prompt = adapter.prepare(rollout.prompt_inputs)
@@ -391,7 +430,8 @@ class VideoGRPOTrainer(Trainer):
             logps, old_logps, rollout.advantages, rollout.completion_mask,
             token_weights=rollout.token_weights, ref_logps=rollout.ref_logps, beta=args.beta,
             epsilon_low=args.epsilon, epsilon_high=args.epsilon_high, aggregation=args.loss_aggregation,
-            mask_kl=args.mask_kl,
+            mask_kl=args.mask_kl, bias_correction_kl=args.use_bias_correction_kl,
+            max_completion_length=args.max_completion_length, global_normaliser=step_tokens,
         )
         for name in ("clip_fraction", "kl", "selected_fraction"):
             self._metrics[name].append(metrics[name].item())
@@ -407,8 +447,10 @@ class VideoGRPOTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The GRPO loss of a micro-batch (used outside ``training_step``, e.g. by tests)."""
-        rollouts = self._prepare_inputs(inputs) if inputs and isinstance(inputs[0], Sample) else inputs
-        loss = sum(self._prompt_loss(model, r) * share for r, share in zip(rollouts, self._prompt_shares(rollouts)))
+        rollouts = self._as_rollouts(inputs)
+        step_tokens = self._completion_tokens(rollouts, across_processes=False)  # the micro-batch is the step
+        shares = self._prompt_shares(rollouts)
+        loss = sum(self._prompt_loss(model, r, step_tokens) * share for r, share in zip(rollouts, shares))
         return (loss, None) if return_outputs else loss
 
     # ------------------------------------------------------------------ resuming
