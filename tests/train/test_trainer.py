@@ -272,7 +272,11 @@ def test_dapo_divides_by_the_tokens_of_the_whole_accumulated_step(loss_type, spa
                                                                    dataset_file, tmp_path):
     """Two accumulated micro-batches of different token counts: the optimizer's gradient is the
     token mean over both for dapo (TRL's global normaliser), the mean of two token means for bnpo."""
-    from tests.train.step_gradient import StepRecorder, largest_relative_difference, whole_step_gradient
+    from tests.train.step_gradient import (
+        StepRecorder,
+        largest_relative_difference,
+        whole_step_gradient,
+    )
 
     trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--loss_type", loss_type,
                             "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "2",

@@ -29,8 +29,8 @@ from .generation import EvalSettings, answer_batch, decode_clip
 from .judge import Judge, JudgeError, JudgeFunction, as_judge
 from .judging import judge_stored_outputs, progress_bar, rescore, score_output_with
 from .predictions import (
-    PredictionsFileError,
     RESUMABLE_SETTINGS,
+    PredictionsFileError,
     append_row,
     check_run_record,
     is_video_error,
