@@ -10,7 +10,7 @@ from accelerate.utils import FullyShardedDataParallelPlugin
 
 from videoktr.models.tiny import FAMILIES, build_tiny_model
 from videoktr.train.config import ConfigError
-from videoktr.train.trainer import check_fsdp_plugin
+from videoktr.train.config import check_fsdp_plugin
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -414,3 +414,18 @@ def load_config(argv: Sequence[str] = (), config_file: str | Path | None = None,
         raise ConfigError(str(error)) from error
     _check_no_ignored_keys(config, set(file_values) | set(overrides) | set(flag_values))
     return config
+
+
+def check_fsdp_plugin(plugin) -> None:
+    """Raise a ``ConfigError`` for an accelerate FSDP configuration the trainer cannot run.
+
+    FSDP1 (``FullyShardedDataParallel``) is refused: its flat parameters are gathered only
+    inside the wrapper's forward and generation would need ``summon_full_params``; FSDP2
+    (``fully_shard``) is what the root-forward adapter path is built and tested for.
+    """
+    version = getattr(plugin, "fsdp_version", 1)
+    if version != 2:
+        raise ConfigError(
+            f"FSDP version {version} is not supported; set fsdp_version: 2 in the accelerate config "
+            "(configs/accelerate/fsdp.yaml), or use DeepSpeed ZeRO-3 (configs/accelerate/zero3.yaml)"
+        )

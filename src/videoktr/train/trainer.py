@@ -51,24 +51,9 @@ from ..data.video import DecodedVideo
 from ..models import get_adapter
 from ..models.generation import generate_completions
 from ..rewards import compute_rewards, load_reward_function
-from .config import ConfigError, VideoGRPOConfig
+from .config import ConfigError, VideoGRPOConfig, check_fsdp_plugin
 from .guards import NonFiniteUpdateGuard
 from .sampler import RepeatBatchSampler, identity_collate
-
-
-def check_fsdp_plugin(plugin) -> None:
-    """Raise a ``ConfigError`` for an accelerate FSDP configuration the trainer cannot run.
-
-    FSDP1 (``FullyShardedDataParallel``) is refused: its flat parameters are gathered only
-    inside the wrapper's forward and generation would need ``summon_full_params``; FSDP2
-    (``fully_shard``) is what the root-forward adapter path is built and tested for.
-    """
-    version = getattr(plugin, "fsdp_version", 1)
-    if version != 2:
-        raise ConfigError(
-            f"FSDP version {version} is not supported; set fsdp_version: 2 in the accelerate config "
-            "(configs/accelerate/fsdp.yaml), or use DeepSpeed ZeRO-3 (configs/accelerate/zero3.yaml)"
-        )
 
 
 class VideoGRPOTrainer(Trainer):
