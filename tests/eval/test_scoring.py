@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from videoktr.eval import (
     BENCHMARKS,
@@ -42,6 +43,9 @@ HOLMES_ROW = {
         ("I pick E", "E"),
         ("He kicks it because he is angry, so B", "B"),
         ("A man kicks the printer; the answer is B", "A"),  # "A " wins over "B"
+        ("B and A are wrong", "A"),  # alphabetical, not by position
+        ("B or A", "B"),  # a final "A" has nothing beside it: "B " matches first
+        ("<answer>B or A</answer>", "B"),
         # "L " / "L:" / "[L" beat a bare letter
         ("<answer>[C] Trying to activate hidden functions</answer>", "C"),
         ("<answer>Answer: D</answer>", "A"),  # the capital A of "Answer" (no "D " / "D:")
@@ -438,3 +442,25 @@ def test_synthetic_video_r1_numerical_and_regression():
     assert score_output(
         "synthetic", regression, "<answer>11.2</answer>", parser="video_r1"
     ) == pytest.approx(0.8)
+
+
+def official_mean_relative_accuracy(pred, target, start=0.5, end=0.95, interval=0.05):
+    """Video-R1's src/eval_bench.py ``mean_relative_accuracy``, as written there (float32)."""
+    pred = torch.tensor(pred, dtype=torch.float32)
+    target = torch.tensor(target, dtype=torch.float32)
+    rel_error = torch.abs(pred - target) / (torch.abs(target) + 1e-8)
+    thresholds = torch.arange(start, end + interval / 2, interval, dtype=torch.float32)
+    return (rel_error < (1 - thresholds)).float().mean().item()
+
+
+def test_video_r1_regression_is_scored_in_float32_as_the_official_code():
+    regression = {**SYN_ROW, "problem_type": "regression", "solution": "<answer>10</answer>"}
+    # relative error exactly 0.25: float32 0.75 -> 1 - t = 0.25, so '<' fails there (0.6 in float64)
+    assert score_output("synthetic", regression, "<answer>7.5</answer>", parser="video_r1") == pytest.approx(0.5)
+    values = [round(0.05 * i, 2) for i in range(0, 400)] + [1e39, -3.0, 1e-30]
+    for gold in (10, 4, 0.2, 1e39, 7):
+        row = {**SYN_ROW, "problem_type": "regression", "solution": f"<answer>{gold}</answer>"}
+        for value in values:
+            expected = official_mean_relative_accuracy(float(value), float(gold))
+            got = score_output("synthetic", row, f"<answer>{value}</answer>", parser="video_r1")
+            assert got == expected, (gold, value)

@@ -1,6 +1,7 @@
 """The accuracy reward on hand-made completions: the answer block and every problem type's rule,
 Video-R1's rules restated, malformed output against an invalid row."""
 
+import re
 
 import pytest
 
@@ -36,6 +37,25 @@ from .rows import OPTIONS, answered, row
 )
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
+
+
+def video_r1_extract_answer(text):
+    """Video-R1's ``accuracy_reward`` extraction (src/r1-v/src/open_r1/grpo.py), as written there."""
+    match = re.search(r"<answer>\s*(.*?)\s*</answer>", text, re.DOTALL)
+    return match.group(1).strip() if match else ""
+
+
+@pytest.mark.parametrize("inside", ["B", " 42 ", "two\nlines", "", "A.</b>", "x</answe", "<think>y</think>"])
+@pytest.mark.parametrize("around", [("", ""), ("<think>a</think>", " done"), ("</answer>", "</answer>")])
+def test_one_opening_and_one_closing_tag_read_as_video_r1_reads_them(inside, around):
+    before, after = around
+    text = f"{before}<answer>{inside}</answer>{after}"
+    assert extract_answer(text) == video_r1_extract_answer(text)
+
+
+def test_a_stray_inner_opening_tag_is_where_we_differ_from_video_r1():
+    text = "<answer><answer>1000</answer>"
+    assert extract_answer(text) == "1000" and video_r1_extract_answer(text) == "<answer>1000"
 
 
 # ----------------------------------------------------------------------------- multiple choice

@@ -44,7 +44,10 @@ def extract_answer(text: str) -> str | None:
     Differs from Video-R1: Video-R1 takes the *first* block (``re.search``) and returns ``""``
     when there is none. We take the last, the model's final word after any self-correction, and
     return ``None`` so that "no answer" and "empty answer" stay distinguishable. On a completion
-    with exactly one block both give the same string.
+    with exactly one ``<answer>`` and one ``</answer>``, in that order, both give the same
+    string. One complete block is not enough: with a stray opening tag, as in
+    ``"<answer><answer>1000</answer>"``, Video-R1's non-greedy match starts at the first tag and
+    gives ``"<answer>1000"``, where we give ``"1000"``.
     """
     if not isinstance(text, str):
         return None

@@ -38,13 +38,14 @@ Scoring:
       multiple choice   1.0 if strip(a) == g else 0.0      ("B." or "(B)" against "B" is 0.0)
       numerical         0.0 if a and g differ in having a "." or ","; else
                         1.0 if round(float(a), 2) == round(float(g), 2) (commas removed) else 0.0
-      regression        mean over t in 0.50, 0.55, ..., 0.95 of [|a - g| / (|g| + 1e-8) < 1 - t]
+      regression        mean over t in 0.50, 0.55, ..., 0.95 of [|a - g| / (|g| + 1e-8) < 1 - t],
+                        computed in float32 as the official code does (torch), so an answer
+                        exactly on a threshold fails it there (7.5 for 10: 0.5, not 0.6)
       other types       0.0
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -97,12 +98,24 @@ def video_r1_score(row: Mapping[str, Any], output: str) -> tuple[float, str]:
         return (1.0 if round(gold, 2) == round(pred, 2) else 0.0), prediction
     if problem_type == "regression":
         gold, pred = _number(reference), _number(prediction)
-        if gold is None or pred is None or not (math.isfinite(gold) and math.isfinite(pred)):
+        if gold is None or pred is None:
             return 0.0, prediction
-        relative_error = abs(pred - gold) / (abs(gold) + 1e-8)
-        thresholds = [0.5 + 0.05 * i for i in range(10)]
-        return sum(relative_error < 1 - t for t in thresholds) / len(thresholds), prediction
+        return _mean_relative_accuracy(pred, gold), prediction
     return 0.0, prediction
+
+
+def _mean_relative_accuracy(prediction: float, gold: float) -> float:
+    """``mean_relative_accuracy`` of Video-R1's ``eval_bench.py``, in float32 through torch as
+    there: in float64 a relative error of exactly 0.25 would pass the 0.75 threshold, whose
+    float32 value (0.25) makes the official ``<`` fail. A non-finite value (a float32 overflow
+    included) scores 0, as NaN and inf comparisons do there."""
+    import torch  # here, not at the top: listing the benchmarks must not load torch
+
+    prediction_32 = torch.tensor(prediction, dtype=torch.float32)
+    gold_32 = torch.tensor(gold, dtype=torch.float32)
+    relative_error = torch.abs(prediction_32 - gold_32) / (torch.abs(gold_32) + 1e-8)
+    thresholds = torch.arange(0.5, 0.95 + 0.05 / 2, 0.05, dtype=torch.float32)
+    return float((relative_error < (1 - thresholds)).float().mean().item())
 
 
 def judge(row: Mapping[str, Any], output: str, parser: str = "official") -> Judgement:

@@ -43,7 +43,9 @@ Scoring, ``parser="official"`` (``evaluate.py``, after the model call)::
 Quirks this keeps (they are the official numbers): letters are found anywhere as substrings, so
 with no answer block a whole reasoning text is searched and any capital ``A``-``F`` counts
 ("Based on the video..." reads as B; "A man enters" reads as A); letters are tried in
-alphabetical order, not by position, so "B or A" reads as A; the non-greedy block regex pairs an
+alphabetical order, not by position, so "B and A are wrong" reads as A ("A " matches first),
+while "B or A" reads as B (a final "A" has no space, colon or bracket beside it, so the
+first tier finds only "B "); the non-greedy block regex pairs an
 opening tag with the nearest closing tag, so nested tags are read from the first opening tag.
 
 ``parser="strict"``: :func:`videoktr.eval.common.strict_choice` over the options A-F; anything
