@@ -9,8 +9,7 @@ import yaml
 from accelerate.utils import FullyShardedDataParallelPlugin
 
 from videoktr.models.tiny import FAMILIES, build_tiny_model
-from videoktr.train.config import ConfigError
-from videoktr.train.config import check_fsdp_plugin
+from videoktr.train.config import ConfigError, check_fsdp_plugin
 
 REPO = Path(__file__).resolve().parents[2]
 
