@@ -245,38 +245,46 @@ CM_ROW = {
 
 
 @pytest.mark.parametrize(
-    ("row", "output", "official", "strict"),
+    ("row", "output", "official", "official_2024_03", "strict"),
     [
-        (MC_ROW, "B", 1.0, 1.0),
-        (MC_ROW, "B. dribbling", 1.0, 1.0),
-        (MC_ROW, "B) dribbling", 1.0, 1.0),
-        (MC_ROW, "B) passing", 1.0, 0.0),  # official reads only the label; strict checks the text
-        (MC_ROW, "B.", 1.0, 1.0),
-        (MC_ROW, "A. dunking", 0.0, 0.0),
-        (MC_ROW, "B</s>", 1.0, 0.0),
-        # quirks: nothing is stripped, "(B)" and reasoning outputs never match the rules
-        (MC_ROW, " B", 0.0, 1.0),
-        (MC_ROW, "B\n", 0.0, 1.0),
-        (MC_ROW, "(B)", 0.0, 1.0),
-        (MC_ROW, "<think>He bounces the ball.</think><answer>B</answer>", 0.0, 1.0),
-        (YN_ROW, "No, he is passing.", 1.0, 1.0),
-        (YN_ROW, "no", 1.0, 1.0),
-        (YN_ROW, "Yes.", 0.0, 0.0),
+        (MC_ROW, "B", 1.0, 1.0, 1.0),
+        (MC_ROW, "B. dribbling", 1.0, 1.0, 1.0),
+        (MC_ROW, "B) dribbling", 1.0, 1.0, 1.0),
+        (MC_ROW, "B) passing", 1.0, 1.0, 0.0),  # official reads only the label; strict checks the text
+        (MC_ROW, "B.", 1.0, 1.0, 1.0),
+        (MC_ROW, "A. dunking", 0.0, 0.0, 0.0),
+        (MC_ROW, "B</s>", 1.0, 1.0, 0.0),
+        # HEAD strips the output; the 2024-03 scripts did not
+        (MC_ROW, " B", 1.0, 0.0, 1.0),
+        (MC_ROW, "B\n", 1.0, 0.0, 1.0),
+        (MC_ROW, "\nB", 1.0, 0.0, 1.0),
+        # "(B)" and reasoning outputs never match the rules
+        (MC_ROW, "(B)", 0.0, 0.0, 1.0),
+        (MC_ROW, "<think>He bounces the ball.</think><answer>B</answer>", 0.0, 0.0, 1.0),
+        (YN_ROW, "No, he is passing.", 1.0, 1.0, 1.0),
+        (YN_ROW, "no", 1.0, 1.0, 1.0),
+        (YN_ROW, " No", 1.0, 0.0, 1.0),
+        (YN_ROW, "Yes.", 0.0, 0.0, 0.0),
         # quirk: anything starting with "no" reads as no
-        (YN_ROW, "Not sure.", 1.0, 0.0),
-        (YN_ROW, "None of the frames show it", 1.0, 0.0),
-        (YN_ROW, "<answer>no</answer>", 0.0, 1.0),
-        (CM_ROW, "Caption B", 1.0, 1.0),
-        (CM_ROW, "Caption B.", 1.0, 1.0),
-        (CM_ROW, "The man moves left to right.", 1.0, 1.0),
-        (CM_ROW, "Caption B: The man moves left to right.", 1.0, 1.0),
-        (CM_ROW, "Caption A", 0.0, 0.0),
-        (CM_ROW, "B", 0.0, 1.0),
-        (CM_ROW, "I think caption B fits", 0.0, 0.0),
+        (YN_ROW, "Not sure.", 1.0, 1.0, 0.0),
+        (YN_ROW, "None of the frames show it", 1.0, 1.0, 0.0),
+        (YN_ROW, "<answer>no</answer>", 0.0, 0.0, 1.0),
+        (CM_ROW, "Caption B", 1.0, 1.0, 1.0),
+        (CM_ROW, "Caption B.", 1.0, 1.0, 1.0),
+        (CM_ROW, "The man moves left to right.", 1.0, 1.0, 1.0),
+        (CM_ROW, "Caption B: The man moves left to right.", 1.0, 1.0, 1.0),
+        (CM_ROW, "Caption A", 0.0, 0.0, 0.0),
+        # HEAD accepts the bare index
+        (CM_ROW, "B", 1.0, 0.0, 1.0),
+        (CM_ROW, "B.", 1.0, 0.0, 1.0),
+        (CM_ROW, "A", 0.0, 0.0, 0.0),
+        (CM_ROW, " Caption B ", 1.0, 0.0, 1.0),
+        (CM_ROW, "I think caption B fits", 0.0, 0.0, 0.0),
     ],
 )
-def test_tempcompass_rules(row, output, official, strict):
+def test_tempcompass_rules(row, output, official, official_2024_03, strict):
     assert score_output("tempcompass", row, output) == official
+    assert score_output("tempcompass", row, output, parser="official_2024_03") == official_2024_03
     assert score_output("tempcompass", row, output, parser="strict") == strict
 
 
@@ -464,3 +472,13 @@ def test_video_r1_regression_is_scored_in_float32_as_the_official_code():
             expected = official_mean_relative_accuracy(float(value), float(gold))
             got = score_output("synthetic", row, f"<answer>{value}</answer>", parser="video_r1")
             assert got == expected, (gold, value)
+
+
+def test_tempcompass_summaries_name_the_revision_that_scored_them():
+    from videoktr.eval import summarize
+    from videoktr.eval.judge import as_judge
+
+    assert "c2ec41e" in summarize("tempcompass", [], "official").scorer_note
+    assert "75361fd" in summarize("tempcompass", [], "official_2024_03").scorer_note
+    judged = summarize("tempcompass", [], "official_2024_03", judge=as_judge(lambda messages: "Correct"))
+    assert "75361fd" in judged.scorer_note and "judge" in judged.scorer_note

@@ -102,12 +102,13 @@ def summarize(
     module = get_benchmark(benchmark)
     if judge is not None and not judge_applies(benchmark, parser):
         judge = None
+    parser_note = getattr(module, "PARSER_NOTES", {}).get(parser)  # a benchmark's other official revisions
     if judge is not None:
-        note = module.JUDGED_SCORER_NOTE
+        note = module.JUDGED_SCORER_NOTE if parser_note is None else f"{parser_note}; then the LLM judge"
     elif parser == "official":
         note = module.SCORER_NOTE
     else:
-        note = f"{parser} parser"
+        note = parser_note or f"{parser} parser"
     breakdown: dict[str, dict[str, dict[str, Any]]] = {
         name: {value: _empty_stats() for value in module.BREAKDOWN_ORDER.get(name, ())}
         for name in module.BREAKDOWN_FIELDS

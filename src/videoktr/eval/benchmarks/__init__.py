@@ -105,16 +105,19 @@ def judge_applies(benchmark: str, parser: str) -> bool:
 def scorer_name(benchmark: str, parser: str, judge: Judge | None = None) -> str:
     """What produces the scores, as rows and summaries record it::
 
-        judge benchmark (mmvu, tempcompass), parser "official", a judge -> "official (judge: NAME)"
-        judge benchmark, parser "official", no judge                     -> "rule-based stand-in"
-        any other benchmark, parser "official"                           -> "official"
-        any other parser P                                               -> "P parser"
+        judge benchmark (mmvu, tempcompass), judged parser P, a judge -> "P (judge: NAME)"
+        judge benchmark, parser "official", no judge                   -> "rule-based stand-in"
+        judge benchmark, another judged parser P, no judge             -> "rule-based stand-in (P)"
+        any other benchmark, parser "official"                         -> "official"
+        any other parser P                                             -> "P parser"
 
     (``NAME`` is the judge's ``module:function``.) A judge given where it does not apply leaves
     the scorer unchanged.
     """
     if judge_applies(benchmark, parser):
-        return f"official (judge: {judge.name})" if judge is not None else STAND_IN_SCORER
+        if judge is not None:
+            return f"{parser} (judge: {judge.name})"
+        return STAND_IN_SCORER if parser == "official" else f"{STAND_IN_SCORER} ({parser})"
     return "official" if parser == "official" else f"{parser} parser"
 
 

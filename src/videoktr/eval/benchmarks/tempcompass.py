@@ -29,7 +29,9 @@ Prompt: the question followed by the task's answer prompt of the official infere
 (e.g. ``run_qwen2_vl.py``, ``answer_prompt``): ``"\\nPlease directly give the best option:"``
 (multi-choice, caption matching) or ``"\\nPlease answer yes or no:"`` (yes/no).
 
-Scoring, ``parser="official"``: ``p`` is the output with every ``"</s>"`` removed, not stripped.
+Scoring, ``parser="official"``: the scripts at the repository's current revision,
+``CURRENT_REVISION`` (c2ec41e, 2024-06-10). ``p`` is the output with every ``"</s>"`` removed,
+then stripped of surrounding whitespace.
 
 * multi-choice (``eval_multi-choice.py``, ``main``): 1 if ``p == answer`` (the full "B. text");
   else if ``p`` is one of A, B, C, D: ``p == answer[0]``; else if ``p`` starts with "A." ... "D.":
@@ -39,14 +41,21 @@ Scoring, ``parser="official"``: ``p`` is the output with every ``"</s>"`` remove
   starts with "no" -> no, else no match (0); score ``prediction == answer``.
 * caption matching (``eval_caption_matching.py``, ``eval_rule``): the option lines are the
   question's lines after the first; each is "<label>: <sentence>" (split at the first ": ").
-  The prediction is, later rules overriding earlier ones: an option line equal to ``p``; a
-  sentence equal to ``p`` or to the part of ``p`` after its first ") "; a label equal to ``p`` or
-  to ``p`` with every "." removed. No prediction: 0. Else 1 if it equals the answer, the
-  answer's part before the first ":", or its part after the first ": ".
+  The labels are the options' ("Sentence A", "Option 1") followed by their bare indices ("A",
+  "1": "Sentence ", "Option ", "Caption " removed). The prediction is, later rules overriding
+  earlier ones: an option line equal to ``p``; a sentence equal to ``p`` or to the part of ``p``
+  after its first ") "; a label equal to ``p`` or to ``p`` with every "." removed. No
+  prediction: 0. Else 1 if it equals the answer, the answer's part before the first ":", its
+  part after the first ": ", or the answer label's second word (its bare index).
 
-Quirks kept: nothing is stripped, so "A\\n" or " A" do not match; "(A)" and reasoning outputs
-never match (the official judge would read them; here they score 0); "nope", "none" and "not
-sure" read as "no", "yesterday" as "yes"; a sentence containing ": " is cut there.
+``parser="official_2024_03"``: the same scripts at 75361fd (2024-03-23), as first released
+with the benchmark: ``p`` is not stripped (so "A\\n", " A", "\\nC" and " No"
+match nothing), and caption matching knows only the full labels ("B" for "Sentence B: ..."
+matches nothing). ``REVISIONS`` maps each parser to its revision; every summary names it.
+
+Quirks kept: "(A)" and reasoning outputs never match (the official judge would read them; here
+they score 0 without one); "nope", "none" and "not sure" read as "no", "yesterday" as "yes"; a
+sentence containing ": " is cut there.
 
 The judge fallback (``parser="official"`` with a judge; ``eval_*.py`` ``main`` when
 ``--disable_llm`` is off): only when the rule above matches nothing, the judge gets a system
@@ -97,20 +106,32 @@ from ..common import (
 )
 
 NAME = "tempcompass"
-PARSERS = ("official", "strict")
+PARSERS = ("official", "strict", "official_2024_03")
+CURRENT_REVISION = "c2ec41e (2024-06-10)"
+"""The commit of llyx97/TempCompass whose evaluation scripts ``parser="official"`` reproduces
+(its HEAD: the last change to ``eval_*.py``)."""
+REVISIONS = {"official": CURRENT_REVISION, "official_2024_03": "75361fd (2024-03-23)"}
+"""The revision of the official scripts each rule-based parser reproduces."""
 TASK_TYPES = ("multi-choice", "yes_no", "caption_matching")
 DIMENSIONS = ("action", "direction", "speed", "order", "attribute_change")
 BREAKDOWN_FIELDS = ("dimension", "task_type")
 BREAKDOWN_ORDER = {"dimension": DIMENSIONS}
 SCORER_NOTE = (
-    "official: llyx97/TempCompass rule-based matching only (as --disable_llm); the official "
-    "ChatGPT fallback for unmatched outputs is not run (they score 0)"
+    f"official: llyx97/TempCompass at {CURRENT_REVISION}, rule-based matching only (as --disable_llm); "
+    "the official ChatGPT fallback for unmatched outputs is not run (they score 0)"
 )
-JUDGE_PARSERS = ("official",)
+PARSER_NOTES = {
+    "official_2024_03": (
+        f"official_2024_03: llyx97/TempCompass at {REVISIONS['official_2024_03']} (outputs not stripped, no bare "
+        "caption index), rule-based matching only unless a judge is named in 'scorer'"
+    ),
+}
+"""What the benchmark's other parsers reproduce, for summaries."""
+JUDGE_PARSERS = ("official", "official_2024_03")
 """The parsers that ask a judge (for unmatched outputs) when one is given."""
 JUDGED_SCORER_NOTE = (
-    "official: llyx97/TempCompass rule-based matching, then the LLM judge for unmatched outputs "
-    "(utils/eval_utils.py llm_output_to_rating), with the judge named in 'scorer'"
+    f"official: llyx97/TempCompass at {CURRENT_REVISION}, rule-based matching, then the LLM judge for "
+    "unmatched outputs (utils/eval_utils.py llm_output_to_rating), with the judge named in 'scorer'"
 )
 JUDGE_SYSTEM = "You are a helpful assistant that answers questions."
 """The judge's system message (the official one is a generic assistant line too)."""
@@ -191,8 +212,16 @@ def _caption_options(question: str) -> list[tuple[str, str, str]]:
     return options
 
 
-def _official_caption_matching(p: str, question: str, answer: str) -> tuple[float, str] | None:
+def _bare_index(label: str) -> str:
+    """"Sentence A" -> "A", "Option 1" -> "1" (``eval_caption_matching.py`` at HEAD)."""
+    return label.replace("Sentence ", "").replace("Option ", "").replace("Caption ", "")
+
+
+def _official_caption_matching(p: str, question: str, answer: str, revision: str) -> tuple[float, str] | None:
     options = _caption_options(question)
+    labels = [label for _, label, _ in options]
+    if revision == CURRENT_REVISION:
+        labels += [_bare_index(label) for label in labels]
     prediction = None
     for line, _, _ in options:
         if line == p:
@@ -200,15 +229,18 @@ def _official_caption_matching(p: str, question: str, answer: str) -> tuple[floa
     for _, _, sentence in options:
         if sentence == p or (") " in p and sentence == p.split(") ")[1]):
             prediction = sentence
-    for _, label, _ in options:
+    for label in labels:
         if label == p or label == p.replace(".", ""):
             prediction = label
     if prediction is None:
         return None
-    answer_label = answer.split(":")[0]
-    answer_sentence = answer.split(": ")[1] if ": " in answer else None
-    correct = prediction in (answer, answer_label) or prediction == answer_sentence
-    return float(correct), prediction
+    accepted = {answer, answer.split(":")[0]}
+    if ": " in answer:
+        accepted.add(answer.split(": ")[1])
+        label_words = answer.split(": ")[0].split()
+        if revision == CURRENT_REVISION and len(label_words) > 1:
+            accepted.add(label_words[1])  # the answer's bare index, "A" of "Sentence A"
+    return float(prediction in accepted), prediction
 
 
 # ------------------------------------------------------------------------------ strict rules
@@ -308,14 +340,17 @@ def judge(
     if parser == "strict":
         score, prediction = _strict(row, output, task_type)
         return Judgement(score, prediction)
+    revision = REVISIONS[parser]
     p = output.replace("</s>", "") if isinstance(output, str) else ""
+    if revision == CURRENT_REVISION:
+        p = p.strip()
     answer = str(row["answer"])
     if task_type == "multi-choice":
         matched = _official_multi_choice(p, answer)
     elif task_type == "yes_no":
         matched = _official_yes_no(p, answer)
     else:
-        matched = _official_caption_matching(p, str(row["question"]), answer)
+        matched = _official_caption_matching(p, str(row["question"]), answer, revision)
     if matched is not None:
         return Judgement(*matched)
     if judge is None:
