@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from videoktr.eval import BENCHMARKS, AnnotationError, get_benchmark
+from videoktr.eval import BENCHMARKS, AnnotationError, get_benchmark, score_output
 from videoktr.eval.benchmarks.video_holmes import QUESTION_TYPES
 
 # ----------------------------------------------------------------------------- Video-Holmes
@@ -290,6 +290,20 @@ def test_videommmu_track_files(tmp_path):
         items[2].prompt
         == "Q1?\nA. one\nB. two\nC. three\nPlease ignore the Quiz question in last frame of the video."
     )
+
+
+def test_videommmu_rows_as_the_official_data_ships_them(tmp_path):
+    """Perception and Comprehension rows have no question_type; an Adaptation row may hold null."""
+    untyped = {"id": "dev_Biology_3", "question": "How many carbons?", "options": ["3, 3", "3, 4"], "answer": "B"}
+    (tmp_path / "perception_video.json").write_text(json.dumps({"Perception": {"0": untyped}}))
+    (tmp_path / "adaptation_video.json").write_text(
+        json.dumps({"Adaptation": {"0": {**untyped, "id": "dev_Biology_4", "question_type": None}}}))
+    items = get_benchmark("videommmu").load_items(tmp_path)
+    assert [item.id for item in items] == ["Adaptation/dev_Biology_4", "Perception/dev_Biology_3"]
+    perception = items[1]
+    assert perception.prompt.startswith("How many carbons?\nA. 3, 3\nB. 3, 4")
+    assert score_output("videommmu", perception.row, "B") == 1.0
+    assert score_output("videommmu", perception.row, "(B)") == 0.0  # the open rule, as lmms-eval scores it
 
 
 # ----------------------------------------------------------------------------- synthetic

@@ -482,3 +482,29 @@ def test_tempcompass_summaries_name_the_revision_that_scored_them():
     assert "75361fd" in summarize("tempcompass", [], "official_2024_03").scorer_note
     judged = summarize("tempcompass", [], "official_2024_03", judge=as_judge(lambda messages: "Correct"))
     assert "75361fd" in judged.scorer_note and "judge" in judged.scorer_note
+
+
+# The official data's Perception and Comprehension rows carry no question_type: lmms-eval's
+# videommmu task reads doc.get("question_type", "None") and scores them by its open-question rule.
+MMMU_UNTYPED = {"id": "dev_Biology_3", "track": "Perception", "question": "Which colour?",
+                "options": ["red", "blue", "green", "yellow"], "answer": "B"}
+
+
+@pytest.mark.parametrize(
+    ("output", "score"),
+    [
+        ("B", 1.0),
+        ("b", 1.0),  # the open rule lower-cases
+        ("B. blue", 1.0),
+        ("Answer: B", 1.0),
+        ("The answer is B.", 1.0),
+        ("(B)", 0.0),  # "(b)" holds neither " b" nor "b ": a multiple-choice parser would read B
+        ("The answer is (B).", 0.0),
+        ("I think B is right", 0.0),  # the key tail after "is " is "right"
+        ("blue", 0.0),
+        ("A", 0.0),
+    ],
+)
+def test_videommmu_rows_without_question_type_are_scored_as_open_questions(output, score):
+    assert score_output("videommmu", MMMU_UNTYPED, output) == score
+    assert score_output("videommmu", {**MMMU_UNTYPED, "question_type": None}, output) == score

@@ -22,7 +22,12 @@ Expected layout::
 A row: ``id`` (e.g. "validation_Biology_7"; the subject sits between the first and the last
 underscore), ``question``, ``options`` (list; empty for open questions), ``answer`` (a letter,
 or the value of an open question), ``question_type`` ("multiple-choice" or anything else for
-open questions, e.g. "open"). Each video carries one question per track, so item ids are
+open questions, e.g. "open"). A row without ``question_type`` (or with null) is an open
+question, whatever its options: the released data's 600 Perception and Comprehension rows have
+none, and the task reads ``doc.get("question_type", "None")``, so their letter answers are scored
+by the open-question rule ("B" right, "(B)" wrong). ``benchmarks/crosscheck_videommmu.py`` scores
+generated outputs for every released row with the lmms-eval copy the VideoMMMU repository
+ships and with this module: 100% agreement on 60,067 outputs (2026-12-05). Each video carries one question per track, so item ids are
 ``"<track>/<id>"`` and the flattened row gets a ``track`` key. Breakdowns: ``track`` and
 ``discipline``.
 
