@@ -17,6 +17,15 @@ MIN_FRAMES = 4
 MAX_FRAMES = 16
 """Most frames sampled per video (a long clip is sampled slower)."""
 
+# ---------------------------------------------------------------- pixel budgets (the official Video-KTR code)
+VIDEO_FRAME_PIXELS = 128 * 28 * 28
+"""Pixels of every video frame after resizing in the official Video-KTR code, in training and in
+``eval_bench.py`` (its bundled qwen-vl-utils sets VIDEO_MIN_PIXELS = VIDEO_MAX_PIXELS = this, so
+small videos are scaled up to it): the 7B recipes' and ``videoktr eval run``'s
+``video_min_pixels`` and ``video_max_pixels``."""
+IMAGE_MAX_PIXELS = 256 * 28 * 28
+"""Most pixels of an image after resizing there (its MAX_PIXELS): the recipes' ``image_max_pixels``."""
+
 # ---------------------------------------------------------------- evaluation generation
 EVAL_NUM_FRAMES = 16
 """Frames per video, sampled uniformly over the whole video (16, 32 or 64 in the papers)."""

@@ -170,7 +170,7 @@ def test_max_pixels_bounds_the_whole_clip(processors, real_video, family):
     processor = processors[family]
     budget = 40_000
     full = build_prompt_inputs(processor, make_sample(), real_video)
-    capped = build_prompt_inputs(processor, make_sample(), real_video, max_pixels=budget)
+    capped = build_prompt_inputs(processor, make_sample(), real_video, pixels=budget)
     grid = capped["video_grid_thw"][0]
     encoded_frames = int(grid[0]) * processor.video_processor.temporal_patch_size
     assert encoded_frames * _frame_pixels(processor.video_processor, grid) <= budget
@@ -214,7 +214,7 @@ def test_image_inputs(processors, family):
     processor = processors[family]
     image = torch.randint(0, 256, (3, 120, 160), dtype=torch.uint8)
     sample = make_sample("numerical", data_type="image")
-    inputs = build_prompt_inputs(processor, sample, image, max_pixels=30_000)
+    inputs = build_prompt_inputs(processor, sample, image, pixels=30_000)
     grid = inputs["image_grid_thw"][0]
     assert int(grid[0]) == 1
     assert _frame_pixels(processor.image_processor, grid) <= 30_000

@@ -85,6 +85,8 @@ def test_keyword_overrides_for_library_use(tmp_path):
         (["--top_p", "0"], r"top_p=0.0 must lie in \(0, 1\]"),
         (["--reward_weights", "1.0"], "reward_weights has 1 values for 2 reward_funcs"),
         (["--loss_aggregation", "mean"], "loss_aggregation='mean' is not allowed"),
+        (["--video_min_pixels", "200", "--video_max_pixels", "100"],
+         "video_min_pixels=200 is larger than video_max_pixels=100"),
         (["--loss_type", "ppo"], "loss_type='ppo' is not allowed; choose one of: grpo, bnpo, dr_grpo, dapo"),
         (["--loss_type", "dapo", "--loss_aggregation", "token_mean"],
          "loss_type='dapo' is loss_aggregation='token_mean_global', but loss_aggregation='token_mean' is set too"),

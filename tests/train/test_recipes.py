@@ -25,6 +25,9 @@ def test_recipe_loads_with_the_papers_settings(recipe, tmp_path):
     config = load_config(["--output_dir", str(tmp_path), "--bf16", "false"], config_file=recipe)
     assert config.preset == recipe.name.split("_qwen")[0]
     assert (config.num_generations, config.beta, config.max_frames, config.max_completion_length) == (8, 0.04, 16, 768)
+    # the official per-frame budget (tests/data/test_pixels.py follows it through the processor)
+    assert (config.video_min_pixels, config.video_max_pixels, config.image_max_pixels) == (100352, 100352, 200704)
+    assert config.max_pixels is None
     for key, value in PRESETS[config.preset].items():
         assert getattr(config, key) == value, key
     command = recipe.read_text().split("\n\n")[0]

@@ -40,7 +40,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(run_parser, "num_frames", type=positive_int, default=defaults.EVAL_NUM_FRAMES,
              help=f"frames per video (16/32/64; default {defaults.EVAL_NUM_FRAMES})")
     run_parser.add_argument("--fps", type=float, default=None, help="sample at this rate instead (between 4 and --num_frames)")
-    add_flag(run_parser, "max_pixels", type=positive_int, default=None, help="total pixel budget per video")
+    add_flag(run_parser, "max_pixels", type=positive_int, default=None,
+             help="total pixels of a clip after resizing, all frames together (default: no total cap)")
+    add_flag(run_parser, "video_min_pixels", type=positive_int, default=defaults.VIDEO_FRAME_PIXELS,
+             help=f"pixels of one frame, at least (default {defaults.VIDEO_FRAME_PIXELS} = 128x28x28, the official "
+                  "Video-KTR evaluation's budget; small videos are scaled up)")
+    add_flag(run_parser, "video_max_pixels", type=positive_int, default=defaults.VIDEO_FRAME_PIXELS,
+             help=f"pixels of one frame, at most (default {defaults.VIDEO_FRAME_PIXELS})")
     run_parser.add_argument("--temperature", type=float, default=defaults.EVAL_TEMPERATURE,
                             help=f"0 for greedy (default {defaults.EVAL_TEMPERATURE}, as the papers); not negative")
     add_flag(run_parser, "top_p", type=float, default=defaults.EVAL_TOP_P)
@@ -86,7 +92,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
     # Everything that can be wrong with the arguments, the data or the output, before the model loads.
     judge = _judge(args)
     settings = EvalSettings(args.num_frames, args.fps, args.max_pixels, args.temperature, args.top_p,
-                            args.max_new_tokens, args.batch_size, args.limit)
+                            args.max_new_tokens, args.batch_size, args.limit, args.video_min_pixels,
+                            args.video_max_pixels)
     benchmark = get_benchmark(args.benchmark)
     check_parser(args.benchmark, args.parser, benchmark.PARSERS)
     benchmark.load_items(args.data)
@@ -98,7 +105,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         model = model.to("cuda")
     summary = run_evaluation(
         model, processor, args.benchmark, args.data, args.output, num_frames=args.num_frames, fps=args.fps,
-        max_pixels=args.max_pixels, temperature=args.temperature, top_p=args.top_p,
+        max_pixels=args.max_pixels, video_min_pixels=args.video_min_pixels,
+        video_max_pixels=args.video_max_pixels, temperature=args.temperature, top_p=args.top_p,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit, parser=args.parser,
         judge=judge, model_name=model_name, overwrite=args.overwrite,
     )

@@ -26,6 +26,7 @@ from .dataset import (
     load_media,
     resolve_media_path,
 )
+from .pixels import PixelBudget, pixel_budget_size
 from .prompts import (
     ANSWER_FORMAT_INSTRUCTIONS,
     REASONING_INSTRUCTION,
@@ -34,7 +35,6 @@ from .prompts import (
     build_prompt_inputs,
     build_prompt_text,
     format_options,
-    pixel_budget_size,
 )
 from .rollouts import (
     PromptRollout,
@@ -82,6 +82,7 @@ __all__ = [
     "load_media",
     "load_rollouts",
     "pixel_budget_size",
+    "PixelBudget",
     "resolve_media_path",
     "sample_frame_indices",
     "write_rollout_dump",

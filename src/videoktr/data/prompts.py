@@ -15,9 +15,9 @@ that is where timing and pixel budgets are easy to get silently wrong:
   its true ``<t seconds>`` timestamps (see ``DecodedVideo.metadata``);
 * ``do_sample_frames=False`` is always passed: the frames are already sampled, and the stock
   Qwen3-VL processor would otherwise resample them;
-* ``max_pixels`` is one budget meaning the same thing for every family, the total pixel count of
-  the clip (or image) after resizing, translated to each processor's ``size`` convention (see
-  ``pixel_budget_size``).
+* the pixel budget (``data.pixels.PixelBudget``: ``max_pixels`` the media's total, per-frame
+  ``video_min_pixels`` / ``video_max_pixels``, ``image_max_pixels``) means the same thing for
+  every family and is translated to each processor's ``size`` convention there.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from .dataset import PROBLEM_TYPES, Sample
+from .pixels import PixelBudget, image_size_kwargs, video_size_kwargs
 from .video import DecodedVideo
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "build_prompt_inputs",
     "build_prompt_text",
     "format_options",
-    "pixel_budget_size",
 ]
 
 REASONING_INSTRUCTION = (
@@ -128,64 +128,6 @@ def build_messages(sample: Sample) -> list[dict[str, Any]]:
     ]
 
 
-def _budgets_whole_clip(video_processor: object) -> bool:
-    """Whether ``size`` bounds the whole clip (Qwen3-VL's video processor and its subclasses)."""
-    return any(cls.__name__ == "Qwen3VLVideoProcessor" for cls in type(video_processor).__mro__)
-
-
-def _current_min_pixels(processor_part: object) -> int | None:
-    size = getattr(processor_part, "size", None)
-    if size is None:
-        return None
-    value = (
-        size.get("shortest_edge")
-        if isinstance(size, dict)
-        else getattr(size, "shortest_edge", None)
-    )
-    return int(value) if value else None
-
-
-def pixel_budget_size(
-    processor_part: object, max_pixels: int, num_frames: int | None
-) -> dict[str, int]:
-    """The ``size`` kwarg that caps ``processor_part``'s output at ``max_pixels`` pixels in total.
-
-    ``max_pixels`` is the total pixel count of the resized media. How it maps (transformers 5.24):
-
-    * Qwen2-VL / Qwen2.5-VL video (``Qwen2VLVideoProcessor``) and every image processor:
-      ``size["longest_edge"]`` bounds the pixels of *one frame*, so a clip of ``T`` frames gets
-      ``longest_edge = max_pixels // T_even`` where ``T_even`` is ``T`` rounded up to even (an odd
-      clip is padded with a copy of its last frame before encoding, and that copy costs pixels too);
-      an image (``num_frames=None``) gets ``longest_edge = max_pixels``.
-    * Qwen3-VL video (``Qwen3VLVideoProcessor``): ``size["longest_edge"]`` bounds the pixels of
-      the *whole clip* (frames x height x width), so ``longest_edge = max_pixels``.
-
-    ``shortest_edge`` (the processors' lower bound) is kept from the processor but lowered, if
-    needed, to ``floor(per_frame / 1.05)`` with ``per_frame = max_pixels // T_even`` (``max_pixels``
-    for an image): with ``cap_pixels_per_frame=True`` both video processors floor each frame at
-    ``1.05 * shortest_edge`` pixels, which must not lift the clip over the budget. Resizing then
-    snaps each side to the patch grid (a multiple of ``patch_size * merge_size``), flooring when
-    rounding would exceed the bound, so the budget holds unless it is below one grid cell per
-    frame. One caveat for odd frame counts on Qwen3-VL: it checks the bound with the count rounded
-    by Python's ``round`` (5 frames count as 4) but encodes the padded count (6), so such a clip
-    can exceed the budget by a frame; ``sample_frame_indices`` gives even counts whenever it can.
-    """
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        raise ValueError(f"max_pixels must be a positive int, got {max_pixels!r}")
-    if num_frames is not None and (
-        isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1
-    ):
-        raise ValueError(f"num_frames must be a positive int or None, got {num_frames!r}")
-    frames_even = 1 if num_frames is None else num_frames + num_frames % 2
-    per_frame = max(1, max_pixels // frames_even)
-    whole_clip = num_frames is not None and _budgets_whole_clip(processor_part)
-    longest = max_pixels if whole_clip else per_frame
-    floor_limit = max(1, int(per_frame / 1.05))
-    current_min = _current_min_pixels(processor_part)
-    shortest = floor_limit if current_min is None else min(current_min, floor_limit)
-    return {"shortest_edge": shortest, "longest_edge": longest}
-
-
 def _clip(video: DecodedVideo) -> tuple[torch.Tensor, dict[str, Any]]:
     """A clip's frames and timing metadata as the processor takes them. A one-frame clip is given
     a copy of its frame (Qwen encodes frames in pairs and Qwen3-VL rejects a single frame); the
@@ -201,7 +143,7 @@ def build_prompt_inputs(
     processor: Any,
     sample: Sample,
     media: DecodedVideo | torch.Tensor,
-    max_pixels: int | None = None,
+    pixels: PixelBudget | int | None = None,
 ) -> Any:
     """Model inputs (a ``BatchFeature`` of batch size 1, PyTorch tensors) for one sample.
 
@@ -212,9 +154,10 @@ def build_prompt_inputs(
       ``videos_kwargs={"do_sample_frames": False}`` (a one-frame clip doubled, see ``_clip``);
     * an image: ``images=[media]`` (uint8 ``[C, H, W]``).
 
-    ``max_pixels`` caps the total resized pixels of the media; ``None`` keeps the processor's own
-    bounds. See ``pixel_budget_size`` for how it becomes ``size`` per family.
+    ``pixels`` is the pixel budget (``data.pixels.PixelBudget``, or a bare int: ``max_pixels``,
+    the total resized pixels of the media); ``None`` keeps the processor's own bounds.
     """
+    budget = PixelBudget.of(pixels)
     text = processor.apply_chat_template(
         build_messages(sample), tokenize=False, add_generation_prompt=True
     )
@@ -224,11 +167,10 @@ def build_prompt_inputs(
                 f"{sample.location}: a video sample needs a DecodedVideo, got {type(media).__name__}"
             )
         frames, metadata = _clip(media)
-        videos_kwargs: dict[str, Any] = {"do_sample_frames": False}
-        if max_pixels is not None:
-            videos_kwargs["size"] = pixel_budget_size(
-                processor.video_processor, max_pixels, int(frames.shape[0])
-            )
+        videos_kwargs: dict[str, Any] = {
+            "do_sample_frames": False,
+            **video_size_kwargs(processor.video_processor, int(frames.shape[0]), budget),
+        }
         return processor(
             text=[text],
             videos=[frames],
@@ -241,9 +183,7 @@ def build_prompt_inputs(
             f"{sample.location}: an image sample needs a [C, H, W] tensor, got "
             f"{type(media).__name__}{tuple(media.shape) if isinstance(media, torch.Tensor) else ''}"
         )
-    images_kwargs: dict[str, Any] = {}
-    if max_pixels is not None:
-        images_kwargs["size"] = pixel_budget_size(processor.image_processor, max_pixels, None)
+    images_kwargs = image_size_kwargs(processor.image_processor, budget)
     return processor(text=[text], images=[media], images_kwargs=images_kwargs, return_tensors="pt")
 
 
@@ -262,13 +202,13 @@ def build_batch_inputs(
     processor: Any,
     prompts: Sequence[str],
     videos: Sequence[DecodedVideo],
-    max_pixels: int | None = None,
+    pixels: PixelBudget | int | None = None,
     left_pad: bool = False,
 ) -> Any:
     """Model inputs for a batch of video questions (evaluation): ``prompts[i]`` is the user
     turn's text after the video ``videos[i]``, as benchmarks word it (no think/answer
     instruction is added). The batched form of ``build_prompt_inputs``: frames with their timing
-    metadata, ``do_sample_frames=False``, a one-frame clip doubled, ``max_pixels`` the budget of
+    metadata, ``do_sample_frames=False``, a one-frame clip doubled, ``pixels`` the budget of
     the longest clip, and, with ``left_pad``, prompts padded on the left for batched generation.
     """
     texts = [
@@ -280,10 +220,11 @@ def build_batch_inputs(
         for prompt in prompts
     ]
     clips = [_clip(video) for video in videos]
-    videos_kwargs: dict[str, Any] = {"do_sample_frames": False}
-    if max_pixels is not None:
-        longest = max(int(frames.shape[0]) for frames, _ in clips)
-        videos_kwargs["size"] = pixel_budget_size(processor.video_processor, max_pixels, longest)
+    longest = max(int(frames.shape[0]) for frames, _ in clips)
+    videos_kwargs: dict[str, Any] = {
+        "do_sample_frames": False,
+        **video_size_kwargs(processor.video_processor, longest, PixelBudget.of(pixels)),
+    }
     with _padding_side(processor.tokenizer, "left" if left_pad else None):
         return processor(
             text=texts,

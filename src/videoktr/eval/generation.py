@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .. import defaults
+from ..data.pixels import PixelBudget
 from ..data.prompts import build_batch_inputs
 from ..data.video import DecodedVideo, decode_uniform, decode_video
 from ..models.generation import generate_texts
@@ -31,7 +32,12 @@ def _positive_int(name: str, value: object) -> None:
 @dataclass(frozen=True)
 class EvalSettings:
     """How questions are asked: frames, pixels, sampling, batch size, and how many questions
-    (``limit``: the first N in file order; None asks all). Checked when built."""
+    (``limit``: the first N in file order; None asks all). Checked when built.
+
+    Pixels (``data.pixels``): every frame gets ``video_min_pixels`` to ``video_max_pixels``
+    pixels, by default 128 x 28 x 28 both, the official Video-KTR evaluation's budget (its
+    ``eval_bench.py`` with its bundled qwen-vl-utils); ``max_pixels`` caps a clip's total;
+    None leaves a bound to the processor."""
 
     num_frames: int = defaults.EVAL_NUM_FRAMES
     fps: float | None = None
@@ -41,6 +47,8 @@ class EvalSettings:
     max_new_tokens: int = defaults.EVAL_MAX_NEW_TOKENS
     batch_size: int = 1
     limit: int | None = None
+    video_min_pixels: int | None = defaults.VIDEO_FRAME_PIXELS
+    video_max_pixels: int | None = defaults.VIDEO_FRAME_PIXELS
 
     def __post_init__(self) -> None:
         for name in ("num_frames", "max_new_tokens", "batch_size"):
@@ -48,8 +56,7 @@ class EvalSettings:
         limit = self.limit
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
-        if self.max_pixels is not None:
-            _positive_int("max_pixels", self.max_pixels)
+        self.pixel_budget  # noqa: B018 - validates the pixel bounds together
         fps = self.fps
         if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
             raise ValueError(f"fps must be None or a positive number, got {fps!r}")
@@ -58,6 +65,10 @@ class EvalSettings:
             raise ValueError(f"temperature must be a finite number >= 0 (0: greedy), got {self.temperature!r}")
         if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+    @property
+    def pixel_budget(self) -> PixelBudget:
+        return PixelBudget(self.max_pixels, self.video_min_pixels, self.video_max_pixels)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,5 +85,5 @@ def decode_clip(path: str | os.PathLike, settings: EvalSettings) -> DecodedVideo
 def answer_batch(model: Any, processor: Any, prompts: Sequence[str], videos: Sequence[DecodedVideo],
                  settings: EvalSettings) -> list[str]:
     """One generated answer per question (prompts padded on the left when batched)."""
-    inputs = build_batch_inputs(processor, prompts, videos, settings.max_pixels, left_pad=settings.batch_size > 1)
+    inputs = build_batch_inputs(processor, prompts, videos, settings.pixel_budget, left_pad=settings.batch_size > 1)
     return generate_texts(model, processor, inputs, settings.max_new_tokens, settings.temperature, settings.top_p)

@@ -141,6 +141,8 @@ def run_evaluation(
     num_frames: int = defaults.EVAL_NUM_FRAMES,
     fps: float | None = None,
     max_pixels: int | None = None,
+    video_min_pixels: int | None = defaults.VIDEO_FRAME_PIXELS,
+    video_max_pixels: int | None = defaults.VIDEO_FRAME_PIXELS,
     temperature: float = defaults.EVAL_TEMPERATURE,
     top_p: float = defaults.EVAL_TOP_P,
     max_new_tokens: int = defaults.EVAL_MAX_NEW_TOKENS,
@@ -160,7 +162,8 @@ def run_evaluation(
         benchmark: a key of ``BENCHMARKS``.
         data_dir: the benchmark's annotation folder (layout in each benchmark module).
         output_file: the predictions JSONL; rows already there (by id) are not asked again.
-        num_frames, fps, max_pixels, temperature, top_p, max_new_tokens, batch_size, limit:
+        num_frames, fps, max_pixels, video_min_pixels, video_max_pixels, temperature, top_p,
+        max_new_tokens, batch_size, limit:
             how questions are asked (``eval.generation.EvalSettings``); ``limit`` asks only the
             first N questions (file order), and a later run without it resumes and asks the rest.
         parser: scoring rule, recorded in every row and in the summary.
@@ -182,7 +185,8 @@ def run_evaluation(
     """
     module = get_benchmark(benchmark)
     check_parser(benchmark, parser, module.PARSERS)
-    settings = EvalSettings(num_frames, fps, max_pixels, temperature, top_p, max_new_tokens, batch_size, limit)
+    settings = EvalSettings(num_frames, fps, max_pixels, temperature, top_p, max_new_tokens, batch_size, limit,
+                            video_min_pixels, video_max_pixels)
     judge = _resolve_judge(benchmark, parser, judge)
     scorer = scorer_name(benchmark, parser, judge)
     items = module.load_items(data_dir)

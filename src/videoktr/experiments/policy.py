@@ -98,9 +98,10 @@ def world_split(world_dir: Path, split: str, config: DemoConfig) -> VideoR1Datas
 
 def evaluation_settings(config: DemoConfig, progress: bool | None = None) -> dict[str, Any]:
     """The demo's keyword arguments for ``eval.run_evaluation``: greedy, frames sampled at the
-    world's fps as in training, ``eval_limit`` questions; ``videoktr ablate`` evaluates every run
-    the same way."""
+    world's fps and sized by the processor as in training (not the 7B evaluation's per-frame
+    budget), ``eval_limit`` questions; ``videoktr ablate`` evaluates every run the same way."""
     return {"num_frames": defaults.MAX_FRAMES, "fps": float(config.video_fps), "temperature": 0.0,
+            "video_min_pixels": None, "video_max_pixels": None,
             "max_new_tokens": config.max_completion_length, "limit": config.eval_limit,
             "progress": config.progress if progress is None else progress}
 

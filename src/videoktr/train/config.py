@@ -31,6 +31,7 @@ from ..core.losses import AGGREGATIONS, TRL_LOSS_TYPES
 from ..core.selection import SCOPES, SELECTION_METHODS, SOFT_WEIGHTINGS
 from ..core.signals import DEFAULT_CHUNK_SIZE, SIGNALS
 from ..data.dataset import ON_BAD_SAMPLE
+from ..data.pixels import PixelBudget
 from ..models.prompt import TEMPORAL_MODES, VISUAL_MODES
 
 TOKEN_SELECTIONS = ("ktr", "entropy", "none")
@@ -133,7 +134,19 @@ class VideoGRPOConfig(TrainingArguments):
     min_frames: int = field(default=defaults.MIN_FRAMES, metadata={"help": "fewest frames sampled per video"})
     max_frames: int = field(default=defaults.MAX_FRAMES, metadata={"help": "most frames sampled per video"})
     max_pixels: int | None = field(
-        default=None, metadata={"help": "pixel budget handed to the processor (per frame; whole clip for Qwen3-VL)"}
+        default=None, metadata={"help": "total pixels of a prompt's media after resizing: all frames of a clip, or the image"}
+    )
+    video_min_pixels: int | None = field(
+        default=None,
+        metadata={"help": f"pixels of one video frame, at least (qwen-vl-utils' VIDEO_MIN_PIXELS; the official "
+                  f"recipes: {defaults.VIDEO_FRAME_PIXELS}); wins over max_pixels"},
+    )
+    video_max_pixels: int | None = field(
+        default=None,
+        metadata={"help": f"pixels of one video frame, at most (the official recipes: {defaults.VIDEO_FRAME_PIXELS})"},
+    )
+    image_max_pixels: int | None = field(
+        default=None, metadata={"help": f"pixels of an image, at most (the official recipes: {defaults.IMAGE_MAX_PIXELS})"}
     )
     on_bad_sample: str = field(
         default="skip", metadata={"help": "a missing/corrupt video or malformed row: 'skip' (count, warn) or 'raise'"}
@@ -244,6 +257,10 @@ class VideoGRPOConfig(TrainingArguments):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key}={value!r} must be a positive integer")
+        try:
+            self.pixel_budget  # noqa: B018 - validates the four pixel keys together
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         if self.min_frames > self.max_frames:
             raise ConfigError(f"min_frames={self.min_frames} is larger than max_frames={self.max_frames}")
         if self.num_generations < 2:
@@ -265,6 +282,11 @@ class VideoGRPOConfig(TrainingArguments):
         if self.rollout_dump_steps < 0:
             raise ConfigError(f"rollout_dump_steps={self.rollout_dump_steps} must be >= 0")
         super().__post_init__()
+
+    @property
+    def pixel_budget(self) -> PixelBudget:
+        """The pixel keys as one ``data.pixels.PixelBudget``."""
+        return PixelBudget(self.max_pixels, self.video_min_pixels, self.video_max_pixels, self.image_max_pixels)
 
     @property
     def selected_signals(self) -> tuple[str, ...]:

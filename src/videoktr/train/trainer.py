@@ -162,12 +162,12 @@ class VideoGRPOTrainer(Trainer):
         if not isinstance(media, DecodedVideo) or media.frames.shape[0] < 2:
             # FSDP / ZeRO-3 (the adapter's lockstep): the other processes generate, so this one steps with them.
             if get_adapter(self._unwrapped()).lockstep:
-                inputs = build_prompt_inputs(self.processing_class, sample, media, args.max_pixels)
+                inputs = build_prompt_inputs(self.processing_class, sample, media, args.pixel_budget)
                 self._generate(self._unwrapped(), inputs, max(args.num_generations // 2, 1), seed + 1)
             return torch.zeros_like(accuracy)
         order = sample_derangements(media.frames.shape[0], generator=torch.Generator().manual_seed(seed))[0]
         shuffled = dataclasses.replace(media, frames=media.frames[order])
-        inputs = build_prompt_inputs(self.processing_class, sample, shuffled, args.max_pixels)
+        inputs = build_prompt_inputs(self.processing_class, sample, shuffled, args.pixel_budget)
         ids, mask = self._generate(self._unwrapped(), inputs, max(args.num_generations // 2, 1), seed + 1)
         texts = self._decode_texts(ids, mask)
         _, per_function = compute_rewards(texts, [sample.row] * len(texts), {"accuracy": self.reward_functions["accuracy"]})
@@ -204,12 +204,12 @@ class VideoGRPOTrainer(Trainer):
         args, dataset = self.args, self.train_dataset
         while True:
             sample, media = dataset.load_or_replace(sample, args.fps, args.min_frames, args.max_frames)
-            prompt_inputs = build_prompt_inputs(self.processing_class, sample, media, args.max_pixels)
+            prompt_inputs = build_prompt_inputs(self.processing_class, sample, media, args.pixel_budget)
             length = int(prompt_inputs["input_ids"].shape[1])
             if args.max_prompt_length is None or length <= args.max_prompt_length:
                 return sample, media, prompt_inputs
             dataset.reject(sample, f"the prompt has {length} tokens (video included), more than "
-                                   f"max_prompt_length={args.max_prompt_length}; lower max_frames or max_pixels")
+                                   f"max_prompt_length={args.max_prompt_length}; lower max_frames or the pixel budget (max_pixels, video_max_pixels)")
 
     @torch.no_grad()
     def _rollout(self, sample: Sample, slot: int) -> PromptRollout:
