@@ -417,3 +417,19 @@ def test_cli_analyze_bad_input_exits_2_naming_the_line(tmp_path, capsys):
     path.write_text(json.dumps(R1) + "\nnot json\n")
     assert main(["analyze", str(path)]) == 2
     assert f"{path} line 2: invalid JSON" in capsys.readouterr().err
+
+
+def test_a_grpo_dump_has_no_unselected_tokens(tmp_path, capsys):
+    """GRPO and T-GRPO dump no token weights (``selected`` null) and no signal masks: every token is
+    trained, so the report must not call them unselected."""
+    grpo = {**R1, "selected": None, "signal_masks": {}, "scores": {"entropy": R1["scores"]["entropy"]}}
+    path = tmp_path / "step000001-rank0.jsonl"
+    path.write_text(json.dumps(grpo) + "\n")
+    rollouts = load_rollouts(path)
+    stats = unselected_stats(rollouts)
+    assert (stats.tokens, stats.unselected, stats.top_words) == (7, 0, [])
+    report = analyze_rollouts(rollouts)
+    assert report.weighting == "none"
+    text = report.format_text()
+    assert "unselected tokens: none (token weighting none: GRPO or T-GRPO trains every token)" in text
+    assert "0 of 7" not in text and "7 of 7" not in text

@@ -83,8 +83,11 @@ class RolloutAnalysis:
             for signal, words in self.top_words.items():
                 lines += ["", f"words most often selected by {signal}", *_word_table(words, "selected")]
         stats = self.unselected
-        lines += ["", (f"unselected tokens (no signal selected them): {stats.unselected} of {stats.tokens} "
-                       f"({stats.share:.1%})")]
+        if self.weighting == "none":
+            lines += ["", "unselected tokens: none (token weighting none: GRPO or T-GRPO trains every token)"]
+        else:
+            lines += ["", (f"unselected tokens (no signal selected them): {stats.unselected} of {stats.tokens} "
+                           f"({stats.share:.1%})")]
         if stats.mean_scores:
             lines.append(f"  {'mean score':<22}{'key tokens':>12}{'unselected':>12}")
             for signal, means in stats.mean_scores.items():

@@ -135,7 +135,9 @@ def _mean(values: Sequence[float]) -> float | None:
 
 @dataclass
 class UnselectedStats:
-    """The tokens no signal selected: under a hard mask, the ones that receive no gradient.
+    """The tokens no signal selected: under a hard mask, the ones that receive no gradient. A
+    completion dumped without token weights (``selected`` null: GRPO, T-GRPO) trains every
+    token, so none of its tokens is unselected.
 
     ``tokens``: all tokens; ``unselected``: those selected by no signal; ``top_words``: the
     words none of whose tokens any signal selected, most frequent first, with their share of
@@ -171,15 +173,17 @@ def unselected_stats(
     values = {s: {"key": [], "unselected": []} for s in scored}
     tokens = unselected = 0
     for rollout in rollouts:
+        trains_every_token = rollout.selected is None  # GRPO, T-GRPO: no selection, nothing left out
         for index in range(len(rollout.tokens)):
-            group = "key" if _selected_by(rollout, index, signals) else "unselected"
+            group = "key" if trains_every_token or _selected_by(rollout, index, signals) else "unselected"
             tokens += 1
             unselected += group == "unselected"
             for signal, scores in rollout.scores.items():
                 if not math.isnan(scores[index]):
                     values[signal][group].append(scores[index])
     occurrences = Counter(word.key for record in words for word in record)
-    never = Counter(word.key for record in words for word in record if not word.selected_by & set(signals))
+    never = Counter(word.key for rollout, record in zip(rollouts, words, strict=True) if rollout.selected is not None
+                    for word in record if not word.selected_by & set(signals))
     return UnselectedStats(
         tokens=tokens,
         unselected=unselected,

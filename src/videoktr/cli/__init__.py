@@ -1,7 +1,7 @@
 """The ``videoktr`` command: one module per command, each parsing its arguments and calling the
 library; no logic of its own. A command module has ``NAME``, ``HELP`` (and ``DESCRIPTION``),
 ``configure(parser)`` which adds its arguments, and ``run(args) -> int`` (``eval`` sets a handler
-per subcommand instead).
+per subcommand instead); ``OWN_HELP = True`` when ``configure`` adds its own ``-h``.
 
     videoktr env | tiny-model | synth | train | eval {run,score} | demo | ablate | analyze
 
@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command_parser = commands.add_parser(command.NAME, help=command.HELP,
-                                             description=getattr(command, "DESCRIPTION", None))
+                                             description=getattr(command, "DESCRIPTION", None),
+                                             add_help=not getattr(command, "OWN_HELP", False))
         if hasattr(command, "run"):
             command_parser.set_defaults(handler=command.run)
         command.configure(command_parser)

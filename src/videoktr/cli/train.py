@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import textwrap
 
 from ._flags import add_flag
 
 NAME = "train"
+OWN_HELP = True  # --help also lists the common configuration keys
 HELP = "GRPO with key-token reinforcement on a local model and a Video-R1 format dataset"
 DESCRIPTION = (
     "Train with GRPO and key-token reinforcement. Every configuration key (see --help_keys, and "
@@ -19,10 +21,68 @@ DESCRIPTION = (
 )
 
 
+# The keys a newcomer sets first, shown by --help with their types and defaults (in this order).
+COMMON_KEYS = (
+    ("model", "local directory of the policy (a Qwen2-VL, Qwen2.5-VL or Qwen3-VL checkpoint)"),
+    ("dataset", "Video-R1 format .json/.jsonl (`videoktr synth --out DIR --n N` writes one)"),
+    ("output_dir", "where checkpoints, logs and videoktr_run.json go (unset: ./trainer_output)"),
+    ("preset", "video_ktr, grpo, t_grpo or entropy_80_20"),
+    ("max_steps", "optimizer steps (-1: num_train_epochs decides)"),
+    ("num_train_epochs", "passes over the dataset when max_steps is -1"),
+    ("learning_rate", "the optimizer's learning rate"),
+    ("per_device_train_batch_size", "prompts per device per micro-step (each gives num_generations completions)"),
+    ("gradient_accumulation_steps", "micro-steps per optimizer step"),
+    ("num_generations", "completions per prompt (G)"),
+    ("save_steps", "save a checkpoint every N steps"),
+    ("logging_steps", "log every N steps"),
+    ("report_to", "none, tensorboard, wandb, ... (the Trainer's integrations)"),
+    ("resume_from_checkpoint", "latest (the newest complete checkpoint of output_dir) or a checkpoint path"),
+    ("overwrite_output_dir", "start over in an output_dir that holds another run's checkpoints"),
+    ("seed", "the run's seed"),
+    ("bf16", "bfloat16 training (GPUs)"),
+)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-h", "--help", action=_HelpWithKeys, nargs=0, help="show this help and the common keys, and exit")
     parser.add_argument("--config", help="YAML recipe (read with yaml.safe_load)")
-    add_flag(parser, "help_keys", action="store_true", help="list videoktr's own configuration keys and exit")
+    add_flag(parser, "help_keys", action="store_true",
+             help="list every videoktr configuration key with its type and default, and exit")
     parser.set_defaults(takes_config_flags=True)
+
+
+def _type_name(annotation: object) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    return text or str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def describe_key(item: dataclasses.Field, help_text: str | None = None) -> str:
+    """``  --name TYPE (default D)  help`` for one configuration field."""
+    if item.default is not dataclasses.MISSING:
+        default = item.default
+    elif item.default_factory is not dataclasses.MISSING:
+        default = item.default_factory()
+    else:
+        default = None
+    text = help_text or item.metadata.get("help") or ""
+    return f"  --{item.name} {_type_name(item.type)} (default {default!r})\n      {text}"
+
+
+class _HelpWithKeys(argparse.Action):
+    """``-h``: the usage and options, then the common configuration keys with their defaults
+    (read from the configuration class only when asked: it imports transformers)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from videoktr.train.config import VideoGRPOConfig
+
+        fields = {item.name: item for item in dataclasses.fields(VideoGRPOConfig)}
+        lines = [describe_key(fields[name], text) for name, text in COMMON_KEYS]
+        parser.epilog = ("common configuration keys (--help_keys lists videoktr's own, and every transformers "
+                         "TrainingArguments key works too):\n" + "\n".join(lines))
+        parser.description = textwrap.fill(DESCRIPTION, 88)
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.print_help()
+        parser.exit()
 
 
 def print_keys() -> None:
@@ -30,7 +90,7 @@ def print_keys() -> None:
 
     for item in dataclasses.fields(VideoGRPOConfig):
         if item.init and item.metadata.get("help") and item.name in VideoGRPOConfig.__annotations__:
-            print(f"  --{item.name:<26} {item.metadata['help']}")
+            print(describe_key(item))
 
 
 def run(args: argparse.Namespace) -> int:

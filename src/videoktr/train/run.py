@@ -24,6 +24,7 @@ from .config import SELECTION_KEYS, ConfigError, VideoGRPOConfig
 from .trainer import VideoGRPOTrainer
 
 RUN_FILE = "videoktr_run.json"
+DEFAULT_OUTPUT_DIR = "trainer_output"  # where TrainingArguments writes without an output_dir
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # What a run trains: resuming with any of these changed continues another experiment.
 METHOD_KEYS = ("preset", "token_selection", *SELECTION_KEYS, "visual_mode", "temporal_mode", "num_shuffles",
@@ -135,8 +136,13 @@ def train(config: VideoGRPOConfig):
     trainer = VideoGRPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=processor)
     if trainer.is_world_process_zero():
         print(dataset.summary())
-        print(f"training {config.preset or config.token_selection} for {config.max_steps} steps; checkpoints, "
-              f"logs and {RUN_FILE} in {config.output_dir}", flush=True)
+        length = (f"{config.max_steps} steps" if config.max_steps > 0
+                  else f"{config.num_train_epochs:g} epochs ({len(dataset)} rows each)")
+        where = config.output_dir
+        if where == DEFAULT_OUTPUT_DIR:
+            where += " (no --output_dir given: the transformers default)"
+        print(f"training {config.preset or config.token_selection} for {length}; checkpoints, logs and "
+              f"{RUN_FILE} in {where}", flush=True)
         _write_run_record(config)
     try:
         output = trainer.train(resume_from_checkpoint=resume)
