@@ -433,3 +433,17 @@ def test_a_grpo_dump_has_no_unselected_tokens(tmp_path, capsys):
     text = report.format_text()
     assert "unselected tokens: none (token weighting none: GRPO or T-GRPO trains every token)" in text
     assert "0 of 7" not in text and "7 of 7" not in text
+
+
+def test_html_report_escapes_what_the_model_wrote(tmp_path):
+    """A completion is model output: a <script> in it must reach the page as text."""
+    hostile = record(["<script>", "alert(1)", "</script>", "&amp;"], visual=[1, 0, 0, 0], temporal=[0, 0, 0, 0],
+                     entropy=[0, 1, 0, 0], scores={"visual": [1.0, 0.0, 0.0, 0.0], "temporal": [0.0] * 4,
+                                                   "entropy": [0.0, 1.0, 0.0, 0.0]},
+                     prompt_id='<img src=x onerror="alert(2)">')
+    path = tmp_path / "step000001-rank0.jsonl"
+    path.write_text(json.dumps(hostile) + "\n")
+    rollouts = load_rollouts(path)
+    page = write_rollouts_html(tmp_path / "r.html", analyze_rollouts(rollouts), rollouts).read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<img src=x" not in page and "&amp;amp;" in page

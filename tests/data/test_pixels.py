@@ -90,3 +90,17 @@ def test_the_per_frame_floor_wins_over_a_total_cap(processors):
 def test_bad_budgets_are_refused_by_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PixelBudget(**kwargs)
+
+
+@pytest.mark.parametrize(("frames", "width", "height"), [(1, 64, 48), (2, 2000, 2000)])
+def test_a_one_frame_and_a_2000x2000_video_get_the_official_frames(processors, tmp_path, frames, width, height):
+    from videoktr.data import decode_video
+
+    path = write_video(tmp_path / "clip.mp4", frames, fps=4, width=width, height=height)
+    video = decode_video(path, fps=2.0, min_frames=4, max_frames=16)
+    assert video.num_frames == frames
+    processor = processors["qwen2_5_vl"]
+    frame, tokens = frame_and_tokens(processor, build_prompt_inputs(processor, sample(), video,
+                                                                    EvalSettings().pixel_budget))
+    assert frame == official_frame(height, width, factor=28)
+    assert tokens == (frame[0] // 28) * (frame[1] // 28)  # one temporal patch (a one-frame clip is doubled)

@@ -213,3 +213,43 @@ def test_compute_rewards_argument_errors():
 def test_compute_rewards_on_no_completions():
     total, parts = compute_rewards([], [], ["accuracy", "format"])
     assert total.shape == (0,) and parts["format"].shape == (0,)
+
+
+HOSTILE_OUTPUTS = [
+    answered("x" * 1_000_000),  # a 1 MB answer
+    "<think>" + "y" * 1_000_000,  # 1 MB, tags never closed
+    answered("1e309"),  # overflows a float
+    answered("-1e309"),
+    answered("nan"),
+    answered("inf"),
+    answered("٣"),  # an Arabic-Indic digit
+    answered("١٢٫٥"),
+    "<answer>3",  # unclosed
+    "<think><answer>3</think></answer>",
+    "</answer><answer>",
+    "",
+]
+
+
+@pytest.mark.parametrize("problem_type, solution", [("numerical", "<answer>3</answer>"), ("regression", "<answer>12.5</answer>"),
+                                                    ("OCR", "<answer>3</answer>"), ("free-form", "<answer>three</answer>"),
+                                                    ("multiple choice", "<answer>C</answer>")])
+def test_hostile_outputs_score_finite_values_without_raising(problem_type, solution):
+    rows = [row(problem_type, solution, OPTIONS if problem_type == "multiple choice" else None)] * len(HOSTILE_OUTPUTS)
+    total, parts = compute_rewards(HOSTILE_OUTPUTS, rows, ["accuracy", "format"])
+    assert torch.isfinite(total).all() and all(torch.isfinite(values).all() for values in parts.values())
+    assert ((parts["accuracy"] >= 0) & (parts["accuracy"] <= 1)).all()
+
+
+def test_user_rewards_returning_none_or_raising_score_zero_with_a_warning():
+    def none_reward(completion, row):
+        return None
+
+    def raising_reward(completion, row):
+        raise RuntimeError("boom")
+
+    with pytest.warns(RuntimeWarning) as caught:
+        _, parts = compute_rewards(["a", "b"], [{}] * 2, {"none": none_reward, "raising": raising_reward})
+    assert torch.equal(parts["none"], torch.zeros(2)) and torch.equal(parts["raising"], torch.zeros(2))
+    messages = " ".join(str(w.message) for w in caught)
+    assert "'none'" in messages and "'raising'" in messages and "boom" in messages

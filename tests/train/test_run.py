@@ -3,6 +3,7 @@ mixing, and ``latest`` passing over a checkpoint left incomplete by a crash."""
 
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,39 @@ def test_resuming_with_another_method_is_refused(finished_run, tiny_model_dir, d
     assert train(tiny_model_dir, dataset_file, finished_run, "--preset", "entropy_80_20", "--max_steps", "3",
                  "--resume_from_checkpoint", "latest", "--resume_despite_changes", "true") == 0
     assert read_state(finished_run / "checkpoint-3")["global_step"] == 3
+
+
+def test_a_run_killed_while_saving_resumes_from_its_last_complete_checkpoint(tiny_model_dir, dataset_file, tmp_path):
+    """``kill -9`` in the middle of writing checkpoint-2: no checkpoint-2 appears (it is written
+    under .staging/ and renamed when complete), and ``latest`` resumes from checkpoint-1."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, marker = tmp_path / "run", tmp_path / "saving"
+    repo = Path(__file__).resolve().parents[2]
+    flags = train_args(tiny_model_dir, dataset_file, out, "--save_steps", "1", "--max_steps", "3")
+    env = {**os.environ, "PYTHONPATH": str(repo), "VIDEOKTR_SAVE_MARKER": str(marker), "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen([sys.executable, str(repo / "tests" / "train" / "kill_worker.py"), *flags],
+                              env=env, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert worker.poll() is None, worker.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the worker never reached its second save"
+            time.sleep(0.2)
+        assert ".staging" in marker.read_text()  # the checkpoint being written is not yet in place
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert sorted(path.name for path in out.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert read_state(out / "checkpoint-1")["global_step"] == 1
+
+    assert train(tiny_model_dir, dataset_file, out, "--max_steps", "3", "--resume_from_checkpoint", "latest") == 0
+    state = read_state(out / "checkpoint-3")
+    assert state["global_step"] == 3
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3]
+    assert read_state(out / "checkpoint-2")["global_step"] == 2

@@ -21,7 +21,7 @@ from typing import Any
 from ..data.dataset import VideoR1Dataset
 from ..models.loading import ModelLoadError, load_local_model
 from .config import SELECTION_KEYS, ConfigError, VideoGRPOConfig
-from .trainer import VideoGRPOTrainer
+from .trainer import STAGING_DIR, VideoGRPOTrainer
 
 RUN_FILE = "videoktr_run.json"
 DEFAULT_OUTPUT_DIR = "trainer_output"  # where TrainingArguments writes without an output_dir
@@ -93,6 +93,7 @@ def check_output_dir(config: VideoGRPOConfig, resuming: bool) -> None:
             )
         for _, path, _ in found:
             shutil.rmtree(path)
+        shutil.rmtree(Path(config.output_dir) / STAGING_DIR, ignore_errors=True)
     if resuming and run_file.is_file() and not config.resume_despite_changes:
         earlier, now = json.loads(run_file.read_text()), json.loads(json.dumps(run_record(config), default=str))
         changed = [key for key in ("model", "dataset") if earlier.get(key) != now[key]]

@@ -30,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -38,6 +40,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Sampler
 from transformers import Trainer
+from transformers.trainer_utils import rotate_checkpoints
 
 from ..attribution import KeyTokenAttributor
 from ..core.advantages import group_advantages
@@ -54,6 +57,9 @@ from ..rewards import compute_rewards, load_reward_function
 from .config import ConfigError, VideoGRPOConfig, check_fsdp_plugin
 from .guards import NonFiniteUpdateGuard
 from .sampler import RepeatBatchSampler, identity_collate
+
+STAGING_DIR = ".staging"
+"""Where a checkpoint is written before it is renamed into ``output_dir`` (one process)."""
 
 
 class VideoGRPOTrainer(Trainer):
@@ -439,6 +445,33 @@ class VideoGRPOTrainer(Trainer):
         return (loss, None) if return_outputs else loss
 
     # ------------------------------------------------------------------ resuming
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Write ``checkpoint-N`` under ``.staging/`` and rename it into place once complete, so a
+        run killed mid-save leaves no ``checkpoint-N`` that looks resumable.
+
+        One process only: under DDP, DeepSpeed or FSDP several ranks write parts of one folder,
+        and the rename would need them all; there ``--resume_from_checkpoint latest`` passes over
+        a checkpoint without ``trainer_state.json`` (written last) instead.
+        """
+        if self.accelerator.num_processes > 1 or trial is not None:
+            super()._save_checkpoint(model, trial)
+            return
+        run_dir = Path(self._get_output_dir(trial=trial))
+        staging_root = run_dir / STAGING_DIR
+        name = f"checkpoint-{self.state.global_step}"
+        shutil.rmtree(staging_root / name, ignore_errors=True)  # left by a killed run
+        self.args.output_dir = str(staging_root)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.output_dir = str(run_dir)
+        final = run_dir / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging_root / name, final)
+        rotate_checkpoints(output_dir=str(run_dir), save_total_limit=self.args.save_total_limit,
+                           best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """Load the checkpoint's weights through ``from_pretrained``, strictly.
