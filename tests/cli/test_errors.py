@@ -89,6 +89,20 @@ def test_an_output_that_cannot_be_written_is_one_line(argv, capsys):
     assert line.startswith(f"videoktr {argv[0]}: ") and UNWRITABLE in line
 
 
+def test_train_and_eval_refuse_an_unwritable_output_before_loading_the_model(world, tiny_model_dir, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["train", "--model", str(tiny_model_dir), "--dataset", str(world / "train.jsonl"),
+                     "--output_dir", f"{UNWRITABLE}/run", "--max_steps", "1"]) == 2
+        train_error = capsys.readouterr().err
+        assert main(["eval", "run", "--benchmark", "synthetic", "--data", str(world), "--model", str(tiny_model_dir),
+                     "--output", f"{UNWRITABLE}/p.jsonl"]) == 2
+        eval_error = capsys.readouterr().err
+    assert f"videoktr train: output_dir {UNWRITABLE}/run cannot be written" in train_error
+    assert f"videoktr eval run: --output {UNWRITABLE}/p.jsonl: its folder cannot be created" in eval_error
+    assert "Loading weights" not in train_error + eval_error
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -97,6 +97,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
     benchmark = get_benchmark(args.benchmark)
     check_parser(args.benchmark, args.parser, benchmark.PARSERS)
     benchmark.load_items(args.data)
+    try:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"--output {args.output}: its folder cannot be created ({error.strerror or error})") from None
     model_name = str(Path(args.model).resolve())
     if not args.overwrite:
         check_run_record(args.output, run_record(args.benchmark, model_name, settings))

@@ -123,11 +123,25 @@ def load_dataset(config: VideoGRPOConfig) -> VideoR1Dataset:
     return dataset
 
 
+def _check_writable(output_dir: str) -> None:
+    """Create ``output_dir`` and try a file in it, before the model loads: a run that can
+    write no checkpoint should stop at once, saying where."""
+    directory = Path(output_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".videoktr-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"output_dir {directory} cannot be written: {error.strerror or error}") from None
+
+
 def train(config: VideoGRPOConfig):
     """Run a whole training job from a configuration; returns the Trainer's ``TrainOutput``."""
     if config.model is None:
         raise ConfigError("model is required: the local directory of the policy (--model PATH)")
     dataset = load_dataset(config)
+    _check_writable(config.output_dir)
     resume = resume_argument(config)
     check_output_dir(config, resuming=resume is not None)
     try:
