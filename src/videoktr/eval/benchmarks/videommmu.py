@@ -117,8 +117,8 @@ DISCIPLINES = ("Art", "Business", "Science", "Medicine", "Humanities", "Engineer
 BREAKDOWN_FIELDS = ("track", "discipline")
 BREAKDOWN_ORDER = {"track": TRACKS, "discipline": DISCIPLINES}
 SCORER_NOTE = (
-    "official: lmms-eval tasks/videommmu/utils.py + parse_videommmu_multi_choice_response "
-    "(empty outputs are dropped from the denominator)"
+    "official: lmms-eval tasks/videommmu/utils.py as shipped with videommmu/VideoMMMU, "
+    "rows without question_type scored as open questions; empty outputs are dropped from the denominator"
 )
 
 PRE_PROMPT = "You should watch and learn the video content. Then apply what you learned to "
