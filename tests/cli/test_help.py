@@ -7,6 +7,9 @@ from videoktr.cli import main
 
 
 def test_train_help_lists_the_common_keys_with_types_and_defaults(capsys):
+    from videoktr.train import load_config
+
+    load_config(["--max_steps", "1"])  # HfArgumentParser narrows the fields' types in place: the help must not
     with pytest.raises(SystemExit) as stop:
         main(["train", "--help"])
     assert stop.value.code == 0
@@ -22,7 +25,7 @@ def test_train_help_lists_the_common_keys_with_types_and_defaults(capsys):
 def test_help_keys_gives_every_key_its_type_and_default(capsys):
     assert main(["train", "--help_keys"]) == 0
     out = capsys.readouterr().out
-    assert "--ktr_ratio KtrRatio (default 0.2)" in out or "--ktr_ratio" in out and "(default 0.2)" in out
+    assert "--ktr_ratio float | dict[str, float] (default 0.2)" in out
     assert "--loss_aggregation str (default 'seq_mean')" in out
     assert "--video_max_pixels int | None (default None)" in out
     assert "--ktr_signals list[str] (default ['visual', 'temporal', 'entropy'])" in out

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import textwrap
+import types
+import typing
 
 from ._flags import add_flag
 
@@ -52,12 +54,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _type_name(annotation: object) -> str:
-    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
-    return text or str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    """``int``, ``str | None``, ``list[str]``: the same text whether the annotation is still a
+    string or was resolved (HfArgumentParser resolves the fields' types in place)."""
+    if isinstance(annotation, str):
+        return annotation
+    if annotation is type(None):
+        return "None"
+    arguments = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(argument) for argument in arguments)
+    if arguments:
+        return f"{_type_name(typing.get_origin(annotation))}[{', '.join(_type_name(a) for a in arguments)}]"
+    return getattr(annotation, "__name__", str(annotation))
 
 
-def describe_key(item: dataclasses.Field, help_text: str | None = None) -> str:
-    """``  --name TYPE (default D)  help`` for one configuration field."""
+def describe_key(item: dataclasses.Field, annotation: object, help_text: str | None = None) -> str:
+    """``  --name TYPE (default D)  help`` for one configuration field (``annotation``: its
+    declared type; ``item.type`` is not, once HfArgumentParser has narrowed it in place)."""
     if item.default is not dataclasses.MISSING:
         default = item.default
     elif item.default_factory is not dataclasses.MISSING:
@@ -65,7 +78,7 @@ def describe_key(item: dataclasses.Field, help_text: str | None = None) -> str:
     else:
         default = None
     text = help_text or item.metadata.get("help") or ""
-    return f"  --{item.name} {_type_name(item.type)} (default {default!r})\n      {text}"
+    return f"  --{item.name} {_type_name(annotation)} (default {default!r})\n      {text}"
 
 
 class _HelpWithKeys(argparse.Action):
@@ -76,7 +89,8 @@ class _HelpWithKeys(argparse.Action):
         from videoktr.train.config import VideoGRPOConfig
 
         fields = {item.name: item for item in dataclasses.fields(VideoGRPOConfig)}
-        lines = [describe_key(fields[name], text) for name, text in COMMON_KEYS]
+        hints = typing.get_type_hints(VideoGRPOConfig)
+        lines = [describe_key(fields[name], hints[name], text) for name, text in COMMON_KEYS]
         parser.epilog = ("common configuration keys (--help_keys lists videoktr's own, and every transformers "
                          "TrainingArguments key works too):\n" + "\n".join(lines))
         parser.description = textwrap.fill(DESCRIPTION, 88)
@@ -88,9 +102,10 @@ class _HelpWithKeys(argparse.Action):
 def print_keys() -> None:
     from videoktr.train.config import VideoGRPOConfig
 
+    hints = typing.get_type_hints(VideoGRPOConfig)
     for item in dataclasses.fields(VideoGRPOConfig):
         if item.init and item.metadata.get("help") and item.name in VideoGRPOConfig.__annotations__:
-            print(describe_key(item))
+            print(describe_key(item, hints[item.name]))
 
 
 def run(args: argparse.Namespace) -> int:
