@@ -16,7 +16,8 @@ DESIGN_SIGNATURES = {
     "select_key_tokens": "(scores, completion_mask, ratio=0.2, scope='group', group_size=None, method='topk')",
     "grpo_loss": (
         "(logps, old_logps, advantages, completion_mask, token_weights=None, ref_logps=None, beta=0.0,"
-        " epsilon_low=0.2, epsilon_high=0.2, aggregation='seq_mean', mask_kl=True)"
+        " epsilon_low=0.2, epsilon_high=0.2, aggregation='seq_mean', mask_kl=True, bias_correction_kl=False,"
+        " max_completion_length=None, global_normaliser=None)"
     ),
 }
 
