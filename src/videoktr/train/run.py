@@ -20,8 +20,9 @@ from typing import Any
 
 from ..data.dataset import VideoR1Dataset
 from ..models.loading import ModelLoadError, load_local_model
+from .checkpoints import STAGING_DIR
 from .config import SELECTION_KEYS, ConfigError, VideoGRPOConfig
-from .trainer import STAGING_DIR, VideoGRPOTrainer
+from .trainer import VideoGRPOTrainer
 
 RUN_FILE = "videoktr_run.json"
 DEFAULT_OUTPUT_DIR = "trainer_output"  # where TrainingArguments writes without an output_dir
