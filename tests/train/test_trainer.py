@@ -1,6 +1,7 @@
 """End-to-end training on a tiny Qwen2.5-VL and a small local dataset, on CPU."""
 
 import json
+import math
 import re
 import shutil
 import warnings
@@ -20,6 +21,23 @@ from .conftest import train_args
 
 def read_state(checkpoint_dir):
     return json.loads((checkpoint_dir / "trainer_state.json").read_text())
+
+
+@pytest.mark.parametrize("flags", [["--loss_type", "dr_grpo"], ["--loss_type", "dapo", "--gradient_accumulation_steps", "2",
+                                                                "--per_device_train_batch_size", "1"],
+                                   ["--loss_type", "bnpo", "--use_bias_correction_kl", "true"]],
+                         ids=["dr_grpo", "dapo", "bnpo_bias_corrected_kl"])
+def test_trl_loss_types_train_through_the_cli(flags, tiny_model_dir, dataset_file, tmp_path):
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["train", *train_args(tiny_model_dir, dataset_file, out, "--max_steps", "1", "--save_steps", "1",
+                                          *flags)])
+    assert code == 0
+    logs = [entry for entry in read_state(out / "checkpoint-1")["log_history"] if "loss" in entry]
+    assert len(logs) == 1 and math.isfinite(logs[0]["loss"]) and math.isfinite(logs[0]["grad_norm"])
+    recorded = json.loads((out / "videoktr_run.json").read_text())
+    assert recorded["config"]["loss_type"] == flags[1]
 
 
 @pytest.mark.parametrize("preset", ["video_ktr", "grpo", "t_grpo", "entropy_80_20"])
