@@ -42,6 +42,8 @@ class KeyTokenAttributor:
         signed: keep the sign of the log-prob deltas (the official code) instead of ``|.|``.
         chunk_size: positions per ``lm_head`` chunk; bounds the logits memory.
         temperature: divides the logits, so scores match the sampling distribution.
+        gradient_weight: also return each token's gradient weight ``g_t`` (from the same pass
+            as the log-probs; ``core.signals.token_log_stats``), for ``core.gradient_share``.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class KeyTokenAttributor:
         signed: bool = False,
         chunk_size: int | None = DEFAULT_CHUNK_SIZE,
         temperature: float = 1.0,
+        gradient_weight: bool = False,
     ) -> None:
         if visual_mode not in VISUAL_MODES:
             raise ValueError(f"visual_mode must be one of {', '.join(VISUAL_MODES)}; got {visual_mode!r}")
@@ -80,6 +83,7 @@ class KeyTokenAttributor:
         self.signed = signed
         self.chunk_size = chunk_size
         self.temperature = float(temperature)
+        self.gradient_weight = bool(gradient_weight)
         self.generator = torch.Generator().manual_seed(seed)
 
     def _check_completions(self, completion_ids, completion_mask) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,6 +129,7 @@ class KeyTokenAttributor:
             temporal order in an image) is NaN everywhere. ``permutation``: the order used
             (``[n]``, or ``[K, n]`` when ``num_shuffles > 1``; groups, or frames for
             ``raw_frames``), or None. Signals not requested in ``signals`` are absent.
+            ``gradient_weight`` (``[G, T]``, 0 on padding) when the attributor was built with it.
         """
         completion_ids, mask = self._check_completions(completion_ids, completion_mask)
         adapter = self.adapter
@@ -132,16 +137,20 @@ class KeyTokenAttributor:
         features = adapter.encode(prompt)
         kwargs = dict(chunk_size=self.chunk_size, temperature=self.temperature)
 
-        logps, entropy = adapter.score_completions(
-            adapter.real_variant(prompt, features), completion_ids, with_entropy="entropy" in self.signals, **kwargs
+        real = adapter.score_completions(
+            adapter.real_variant(prompt, features), completion_ids, with_entropy="entropy" in self.signals,
+            with_gradient_weight=self.gradient_weight, **kwargs
         )
+        logps, entropy = real.logps, real.entropy
         out: dict[str, torch.Tensor | None] = {"logps": logps.masked_fill(~mask, 0.0)}
+        if real.gradient_weight is not None:
+            out["gradient_weight"] = real.gradient_weight.masked_fill(~mask, 0.0)
         unavailable = torch.full_like(logps, float("nan"))
 
         if "visual" in self.signals:
             if features:  # a text-only prompt has nothing to remove
                 variant = adapter.visual_counterfactual(prompt, features, self.visual_mode)
-                cf_logps, _ = adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs)
+                cf_logps = adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs).logps
                 out["visual"] = logprob_delta(logps, cf_logps, signed=self.signed).masked_fill(~mask, 0.0)
             else:
                 out["visual"] = unavailable.clone()
@@ -159,7 +168,7 @@ class KeyTokenAttributor:
                 deltas = []
                 for order in orders:
                     variant = adapter.temporal_counterfactual(prompt, features, order, self.temporal_mode)
-                    cf_logps, _ = adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs)
+                    cf_logps = adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs).logps
                     deltas.append(logprob_delta(logps, cf_logps, signed=self.signed))
                 out["temporal"] = torch.stack(deltas).mean(0).masked_fill(~mask, 0.0)
                 out["permutation"] = orders[0] if len(orders) == 1 else orders

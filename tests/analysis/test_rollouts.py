@@ -447,3 +447,25 @@ def test_html_report_escapes_what_the_model_wrote(tmp_path):
     page = write_rollouts_html(tmp_path / "r.html", analyze_rollouts(rollouts), rollouts).read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "<img src=x" not in page and "&amp;amp;" in page
+
+
+def test_gradient_shares_by_hand(tmp_path):
+    """Two completions; A^2 g per token: R1 (A = 1): 0.5, 0.0, 0.25; R2 (A = -2): 4 * 0.125 = 0.5, 0, 0.25 * 4 = 1."""
+    first = {**record(["a", "b", "c"], visual=[1, 0, 0], temporal=[0, 0, 0], entropy=[0, 0, 1],
+                      scores={"visual": [1.0, 0.0, 0.0], "temporal": [0.0] * 3, "entropy": [0.0, 0.0, 1.0]}),
+             "advantage": 1.0, "gradient_weights": [0.5, 0.0, 0.25]}
+    second = {**record(["d", "e", "f"], visual=[0, 0, 0], temporal=[0, 0, 0], entropy=[1, 0, 0],
+                       scores={"visual": [0.0] * 3, "temporal": [0.0] * 3, "entropy": [1.0, 0.0, 0.0]}),
+              "advantage": -2.0, "gradient_weights": [0.125, 0.5, 0.25]}
+    path = tmp_path / "step000001-rank0.jsonl"
+    path.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    rollouts = load_rollouts(path)
+    # masses: R1 0.5, 0, 0.25; R2 0.5, 2.0, 1.0 (total 4.25); dropped (selected 0): R1 "b", R2 "e", "f"
+    shares = analyze_rollouts(rollouts).gradient_shares
+    assert shares["unselected"] == pytest.approx(3.0 / 4.25)
+    assert shares["visual"] == pytest.approx(0.5 / 4.25)
+    assert shares["entropy"] == pytest.approx((0.25 + 0.5) / 4.25)
+    assert "dropped by the mask" in analyze_rollouts(rollouts).format_text()
+    old = {key: value for key, value in first.items() if key != "gradient_weights"}
+    path.write_text(json.dumps(old) + "\n")
+    assert analyze_rollouts(load_rollouts(path)).gradient_shares is None  # a dump from before the field

@@ -118,6 +118,27 @@ def test_entropy_comes_from_the_real_pass(family_model):
     assert set(out) == {"logps", "entropy"}
 
 
+def test_gradient_weight_is_the_squared_norm_of_the_autograd_gradient(family_model):
+    """g_t from the scoring pass equals || d log p(y_t) / d z_t ||^2, with z_t the logits of a
+    plain full forward of the tiny model and the gradient taken by autograd."""
+    _, model, processor = family_model
+    inputs = process(processor, video=make_video(0))
+    ids, mask = make_completions(model)
+    out = KeyTokenAttributor(model, processor, signals=(), gradient_weight=True).score(inputs, ids, mask)
+    full_ids = torch.cat([inputs["input_ids"], ids[:1]], dim=1)
+    types = torch.cat([inputs["mm_token_type_ids"], torch.zeros(1, T, dtype=torch.long)], dim=1)
+    extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    with torch.no_grad():
+        logits = model(input_ids=full_ids, mm_token_type_ids=types, **extra).logits[0].float()
+    prompt_length = inputs["input_ids"].shape[1]
+    completion_logits = logits[prompt_length - 1 : -1].clone().requires_grad_()
+    log_probs = torch.log_softmax(completion_logits, dim=-1)
+    for t in range(T):
+        (grad,) = torch.autograd.grad(log_probs[t, ids[0, t]], completion_logits, retain_graph=True)
+        assert out["gradient_weight"][0, t].item() == pytest.approx(grad.square().sum().item(), abs=ATOL)
+    assert (out["gradient_weight"][~mask] == 0).all() and set(out) == {"logps", "gradient_weight"}
+
+
 @pytest.mark.parametrize("chunk_size", [1, 5, None])
 def test_chunked_equals_unchunked(family_model, chunk_size):
     _, model, processor = family_model

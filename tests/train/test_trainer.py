@@ -67,6 +67,11 @@ def test_each_preset_trains_two_steps_and_checkpoints(preset, tiny_model_dir, da
                                                                               "selected_fraction/union"}
     else:
         assert last["selected_fraction"] == 1.0  # vanilla GRPO updates every token
+    if preset in ("grpo", "t_grpo"):
+        assert last["grad_share/unselected"] == 0.0  # nothing is dropped
+    else:
+        assert 0.0 <= last["grad_share/unselected"] < 1.0
+        assert all(0.0 <= last[f"grad_share/{s}"] <= 1.0 for s in ("entropy",))
     if preset == "t_grpo":
         assert "rewards/temporal_bonus" in last and "temporal_bonus_applied" in last
     assert (out / "model.safetensors").exists() and (out / "processor_config.json").exists()
@@ -192,6 +197,17 @@ def test_rollout_dump_holds_scores_masks_and_rewards(tiny_model_dir, dataset_fil
         assert set(record["rewards"]) >= {"accuracy", "format"}
         assert isinstance(record["advantage"], float)
         assert "train.jsonl" in record["prompt_id"]
+        assert len(record["gradient_weights"]) == length and all(0 <= g <= 2 for g in record["gradient_weights"])
+    # the logged share of the update the mask drops, recomputed from the dump (one micro-batch: the step)
+    from videoktr.core import gradient_share
+
+    weights = torch.tensor([w for r in records for w in r["gradient_weights"]]).reshape(len(records), -1)
+    advantages = torch.tensor([r["advantage"] for r in records])
+    dropped = torch.tensor([[w == 0 for w in r["selected"]] for r in records])
+    expected = gradient_share(advantages, weights, dropped, torch.ones_like(dropped)).item()
+    logged = [e for e in json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())["log_history"]
+              if "grad_share/unselected" in e]
+    assert logged and logged[0]["grad_share/unselected"] == pytest.approx(expected, abs=1e-5)
 
 
 def test_bad_sample_raise_policy_stops_with_a_clear_error(tiny_model_dir, dataset_file, tmp_path, capsys):

@@ -24,6 +24,7 @@ from .ground_truth import SelectionQuality, token_labels
 from .pos import POS_INSTALL_HINT, PosTaggerUnavailable, load_pos_tagger, pos_distribution
 from .rollouts import RolloutAnalysis, analyze_rollouts, write_rollouts_html
 from .statistics import (
+    gradient_shares,
     score_summaries,
     selection_counts,
     selection_regions,
@@ -53,6 +54,7 @@ __all__ = [
     "selection_regions",
     "token_labels",
     "top_selected_words",
+    "gradient_shares",
     "unselected_stats",
     "weighting_of",
     "write_rollouts_html",

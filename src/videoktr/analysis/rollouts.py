@@ -43,6 +43,7 @@ class RolloutAnalysis:
     unselected: UnselectedStats
     scores: dict[str, ScoreSummary]
     pos: dict[str, dict[str, int]] | None = None
+    gradient_shares: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class RolloutAnalysis:
             "unselected": self.unselected.to_dict(),
             "scores": {s: asdict(summary) for s, summary in self.scores.items()},
             "pos": self.pos,
+            "gradient_shares": self.gradient_shares,
         }
 
     def write_json(self, path: str | Path) -> Path:
@@ -82,6 +84,10 @@ class RolloutAnalysis:
             lines += [f"  {name:<30}{count:>8}{share(count):>9}" for name, count in self.regions.items()]
             for signal, words in self.top_words.items():
                 lines += ["", f"words most often selected by {signal}", *_word_table(words, "selected")]
+        if self.gradient_shares is not None:
+            lines += ["", "share of the update's squared norm (sum A^2 g; g = 1 - 2 p(y) + sum p^2)"]
+            lines += [f"  {'dropped by the mask' if name == 'unselected' else 'selected by ' + name:<30}{share:>9.1%}"
+                      for name, share in self.gradient_shares.items()]
         stats = self.unselected
         if self.weighting == "none":
             lines += ["", "unselected tokens: none (token weighting none: GRPO or T-GRPO trains every token)"]
@@ -150,6 +156,7 @@ def analyze_rollouts(
         unselected=statistics.unselected_stats(rollouts, top, signals, words),
         scores=statistics.score_summaries(rollouts),
         pos=None if pos_tagger is None else pos_distribution(rollouts, pos_tagger, signals, words),
+        gradient_shares=statistics.gradient_shares(rollouts, signals),
     )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "UnselectedStats",
     "WordCount",
     "dump_signals",
+    "gradient_shares",
     "region_name",
     "score_summaries",
     "selection_counts",
@@ -263,3 +264,25 @@ def weighting_of(rollouts: Sequence[RolloutRecord]) -> str:
         return "none"
     weights = [w for rollout in rollouts if rollout.selected is not None for w in rollout.selected]
     return "hard" if all(w in (0.0, 1.0) for w in weights) else "soft"
+
+
+def gradient_shares(rollouts: Sequence[RolloutRecord], signals: Sequence[str] | None = None) -> dict[str, float] | None:
+    """The share of the update's squared norm, ``sum A^2 g`` over the dumped tokens
+    (``core.gradient_share``, with each record's advantage and gradient weights), on the tokens
+    the mask dropped (``"unselected"``: training weight 0; 0 when every token was trained) and
+    on each signal's selection. None when a record has no gradient weights (older dumps)."""
+    if not rollouts or any(r.gradient_weights is None or r.advantage is None for r in rollouts):
+        return None
+    signals = dump_signals(rollouts) if signals is None else list(signals)
+    total = 0.0
+    kept = dict.fromkeys(["unselected", *signals], 0.0)
+    for rollout in rollouts:
+        for index, weight in enumerate(rollout.gradient_weights):
+            mass = rollout.advantage**2 * weight
+            total += mass
+            if rollout.selected is not None and rollout.selected[index] == 0:
+                kept["unselected"] += mass
+            for signal in signals:
+                if rollout.signal_masks.get(signal, [False] * (index + 1))[index]:
+                    kept[signal] += mass
+    return {name: (value / total if total > 0 else 0.0) for name, value in kept.items()}

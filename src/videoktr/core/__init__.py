@@ -7,9 +7,12 @@
 * :mod:`~videoktr.core.losses` — the clipped GRPO objective with per-token weights, and the
   aggregations every loss reduces with (``agg_loss``, ``aggregation_normaliser``).
 * :mod:`~videoktr.core.permutations` — seeded derangements for the temporal counterfactual.
+* :mod:`~videoktr.core.diagnostics` — how much of the update a token mask keeps
+  (``gradient_share``; each token's gradient weight comes from ``token_log_stats``).
 """
 
 from .advantages import ADVANTAGE_SCALES, group_advantages
+from .diagnostics import gradient_share
 from .losses import AGGREGATIONS, TRL_LOSS_TYPES, agg_loss, aggregation_normaliser, grpo_loss
 from .permutations import sample_derangements
 from .selection import (
@@ -20,7 +23,14 @@ from .selection import (
     select_key_tokens,
     soft_token_weights,
 )
-from .signals import SIGNALS, logprob_delta, token_entropy, token_logps_and_entropy
+from .signals import (
+    SIGNALS,
+    TokenLogStats,
+    logprob_delta,
+    token_entropy,
+    token_log_stats,
+    token_logps_and_entropy,
+)
 
 __all__ = [
     "ADVANTAGE_SCALES",
@@ -30,8 +40,10 @@ __all__ = [
     "SIGNALS",
     "SOFT_WEIGHTINGS",
     "TRL_LOSS_TYPES",
+    "TokenLogStats",
     "agg_loss",
     "aggregation_normaliser",
+    "gradient_share",
     "group_advantages",
     "grpo_loss",
     "logprob_delta",
@@ -40,5 +52,6 @@ __all__ = [
     "select_key_tokens",
     "soft_token_weights",
     "token_entropy",
+    "token_log_stats",
     "token_logps_and_entropy",
 ]

@@ -1,10 +1,13 @@
-"""Per-token attribution signals: counterfactual log-prob deltas and predictive entropy.
+"""Per-token attribution signals: counterfactual log-prob deltas and predictive entropy; and
+each token's gradient weight, how much policy gradient it can carry at all.
 
 The model-facing code (``videoktr.models``) runs the forward passes; these functions only turn
 their outputs into scores, one score per generated token.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -95,31 +98,51 @@ def token_entropy(logits: torch.Tensor, chunk_size: int | None = DEFAULT_CHUNK_S
     return out.reshape(logits.shape[:-1])
 
 
-def token_logps_and_entropy(
+class TokenLogStats(NamedTuple):
+    """What one chunked ``log_softmax`` pass gives per position (see :func:`token_log_stats`)."""
+
+    logps: torch.Tensor
+    entropy: torch.Tensor | None
+    gradient_weight: torch.Tensor | None
+
+
+def _gradient_weight_from_log_probs(log_probs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    # 1 - 2 p_y + sum_w p_w^2: the squared norm of softmax(z) - onehot(y).
+    probs = log_probs.exp()
+    return 1.0 - 2.0 * probs.gather(-1, ids).squeeze(-1) + (probs * probs).sum(-1)
+
+
+def token_log_stats(
     logits: torch.Tensor,
     token_ids: torch.Tensor,
     chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+    *,
     with_entropy: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probability of the given tokens and the entropy, from one ``log_softmax`` per chunk.
-
-    ::
+    with_gradient_weight: bool = False,
+) -> TokenLogStats:
+    """Log-probability of the given tokens, the entropy and the gradient weight, from one
+    ``log_softmax`` per chunk of positions::
 
         logp_t = log softmax(z_t)[y_t]
         H_t    = - sum_w p_t(w) log p_t(w)
+        g_t    = 1 - 2 p_t(y_t) + sum_w p_t(w)^2  =  || d logp_t / d z_t ||^2
 
-    Both come from the same normalised chunk, so the entropy signal costs no extra pass. The
-    log-probabilities keep the autograd graph of ``logits``; the entropy is a score, computed
-    without gradient.
+    ``g_t`` is the squared norm of the gradient of the token's log-probability with respect to
+    its logits (``softmax(z_t) - onehot(y_t)``): near 0 for a near-certain token, which therefore
+    carries almost no policy gradient whatever its advantage. All three come from the same
+    normalised chunk, so neither statistic costs an extra pass, and no ``[..., V]`` tensor wider
+    than a chunk is made. The log-probabilities keep the autograd graph of ``logits``; the
+    entropy and the gradient weight are scores, computed without gradient.
 
     Args:
         logits: ``[..., V]`` logits aligned with ``token_ids`` (position t predicts ``y_t``).
         token_ids: ``logits.shape[:-1]`` integer ids in ``[0, V)``; put any id there on padding.
         chunk_size: positions per chunk; ``None`` processes all positions at once.
-        with_entropy: set False to skip the entropy (the second return value is then None).
+        with_entropy, with_gradient_weight: which statistics to compute (None when not).
 
     Returns:
-        ``(logps, entropy)``, each ``logits.shape[:-1]`` in at least float32.
+        ``TokenLogStats(logps, entropy, gradient_weight)``, each ``logits.shape[:-1]`` in at
+        least float32.
     """
     check_float("logits", logits)
     check_tensor("token_ids", token_ids)
@@ -141,16 +164,53 @@ def token_logps_and_entropy(
     flat_logits = logits.reshape(-1, vocab)
     flat_ids = token_ids.reshape(-1, 1).long()
     step = chunk_size or max(flat_logits.shape[0], 1)
-    logp_chunks, entropy_chunks = [], []
+    logp_chunks, entropy_chunks, weight_chunks = [], [], []
     for start in range(0, flat_logits.shape[0], step):
+        ids = flat_ids[start : start + step]
         log_probs = torch.log_softmax(flat_logits[start : start + step].to(dtype), dim=-1)
-        logp_chunks.append(log_probs.gather(-1, flat_ids[start : start + step]).squeeze(-1))
-        if with_entropy:
-            with torch.no_grad():
+        logp_chunks.append(log_probs.gather(-1, ids).squeeze(-1))
+        with torch.no_grad():
+            if with_entropy:
                 entropy_chunks.append(_entropy_from_log_probs(log_probs.detach()))
+            if with_gradient_weight:
+                weight_chunks.append(_gradient_weight_from_log_probs(log_probs.detach(), ids))
     shape = token_ids.shape
-    logps = torch.cat(logp_chunks).reshape(shape) if logp_chunks else logits.new_zeros(shape, dtype=dtype)
-    if not with_entropy:
-        return logps, None
-    entropy = torch.cat(entropy_chunks).reshape(shape) if entropy_chunks else logits.new_zeros(shape, dtype=dtype)
-    return logps, entropy
+
+    def joined(chunks: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(chunks).reshape(shape) if chunks else logits.new_zeros(shape, dtype=dtype)
+
+    return TokenLogStats(
+        joined(logp_chunks),
+        joined(entropy_chunks) if with_entropy else None,
+        joined(weight_chunks) if with_gradient_weight else None,
+    )
+
+
+def token_logps_and_entropy(
+    logits: torch.Tensor,
+    token_ids: torch.Tensor,
+    chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+    with_entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probability of the given tokens and the entropy, from one ``log_softmax`` per chunk.
+
+    ::
+
+        logp_t = log softmax(z_t)[y_t]
+        H_t    = - sum_w p_t(w) log p_t(w)
+
+    Both come from the same normalised chunk, so the entropy signal costs no extra pass. The
+    log-probabilities keep the autograd graph of ``logits``; the entropy is a score, computed
+    without gradient. (:func:`token_log_stats` also gives each token's gradient weight.)
+
+    Args:
+        logits: ``[..., V]`` logits aligned with ``token_ids`` (position t predicts ``y_t``).
+        token_ids: ``logits.shape[:-1]`` integer ids in ``[0, V)``; put any id there on padding.
+        chunk_size: positions per chunk; ``None`` processes all positions at once.
+        with_entropy: set False to skip the entropy (the second return value is then None).
+
+    Returns:
+        ``(logps, entropy)``, each ``logits.shape[:-1]`` in at least float32.
+    """
+    stats = token_log_stats(logits, token_ids, chunk_size, with_entropy=with_entropy)
+    return stats.logps, stats.entropy

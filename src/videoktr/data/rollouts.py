@@ -14,6 +14,8 @@ dump. ``RolloutRecord`` is one line of a rollout dump, one completion: the train
     selected      the per-token training weight: the union mask (1.0 / 0.0) or soft
                   weights; null when every token was trained (vanilla GRPO)
     signal_masks  {signal: [selected per token]}: each signal's own top-r selection
+    gradient_weights  [g_t per token]: 1 - 2 p(y_t) + sum_w p(w)^2, how much policy gradient
+                  the token can carry (``core.gradient_share``); absent in older dumps
     reward, rewards, advantage
 
 Dumps go to ``OUTPUT_DIR/rollouts/stepNNNNNN-rankR.jsonl`` (``dump_path``).
@@ -63,8 +65,9 @@ class PromptRollout:
     ``completion_ids`` / ``completion_mask`` (true up to and including the end token),
     ``texts``, ``rewards`` (weighted sum) and ``rewards_per_function``, ``advantages``,
     ``old_logps`` (the sampling policy's log-probs, from the attribution pass), ``ref_logps``
-    (the reference model's, or None), ``scores`` (signal -> ``[G, T]``, NaN where unavailable)
-    and ``timing`` (seconds per phase). Set by the selection: ``token_weights`` (the hard mask
+    (the reference model's, or None), ``scores`` (signal -> ``[G, T]``, NaN where unavailable),
+    ``gradient_weight`` (each token's ``g_t``, ``core.signals.token_log_stats``, or None) and
+    ``timing`` (seconds per phase). Set by the selection: ``token_weights`` (the hard mask
     or soft weights; None when every token is trained) and ``signal_masks`` (each signal's own
     selection).
     """
@@ -81,6 +84,7 @@ class PromptRollout:
     ref_logps: torch.Tensor | None = None
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    gradient_weight: torch.Tensor | None = None
     token_weights: torch.Tensor | None = None
     signal_masks: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -114,6 +118,8 @@ class PromptRollout:
                 token_ids=ids,
                 scores={name: values[row].cpu()[keep].tolist() for name, values in self.scores.items()},
                 selected=None if weights is None else weights[row].cpu()[keep].float().tolist(),
+                gradient_weights=(None if self.gradient_weight is None
+                                  else self.gradient_weight[row].cpu()[keep].float().tolist()),
                 signal_masks={name: mask[row].cpu()[keep].tolist() for name, mask in self.signal_masks.items()},
                 reward=self.rewards[row].item(),
                 rewards={name: values[row].item() for name, values in self.rewards_per_function.items()},
@@ -135,6 +141,7 @@ class RolloutRecord:
     scores: dict[str, list[float]]
     signal_masks: dict[str, list[bool]]
     selected: list[float] | None = None
+    gradient_weights: list[float] | None = None
     step: int | None = None
     prompt_id: str | None = None
     problem_type: str | None = None
@@ -157,6 +164,7 @@ class RolloutRecord:
             "step": self.step, "prompt_id": self.prompt_id, "problem_type": self.problem_type,
             "completion": self.completion, "tokens": self.tokens, "token_ids": self.token_ids,
             "scores": self.scores, "selected": self.selected, "signal_masks": self.signal_masks,
+            "gradient_weights": self.gradient_weights,
             "reward": self.reward, "rewards": self.rewards, "advantage": self.advantage,
         })
 
@@ -242,11 +250,14 @@ def parse_rollout(text: str, file: str | Path = "<string>", line: int = 1) -> Ro
         return {signal: per_token(f"{name}.{signal}", values, convert) for signal, values in mapping.items()}
 
     selected = record.get("selected")
+    gradient_weights = record.get("gradient_weights")
     return RolloutRecord(
         tokens=record["tokens"],
         scores=per_signal("scores", _as_score),
         signal_masks=per_signal("signal_masks", _as_flag),
         selected=None if selected is None else per_token("selected", selected, _as_number),
+        gradient_weights=(None if gradient_weights is None
+                          else per_token("gradient_weights", gradient_weights, _as_number)),
         step=record.get("step"),
         prompt_id=record.get("prompt_id"),
         problem_type=record.get("problem_type"),

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import torch
 
-from ..core.signals import token_logps_and_entropy
+from ..core.signals import TokenLogStats, token_log_stats, token_logps_and_entropy
 from .cached_prefix import CachedPrefixStrategy
 from .prompt import (
     PIXEL_GRIDS,
@@ -277,9 +277,12 @@ class QwenVLAdapter:
         chunk_size: int | None,
         with_entropy: bool,
         temperature: float = 1.0,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Log-probs ``[G, T]`` (and entropy) of the completions given this prompt variant."""
-        return self.strategy.score_completions(variant, completion_ids, chunk_size, with_entropy, temperature)
+        with_gradient_weight: bool = False,
+    ) -> TokenLogStats:
+        """Log-probs ``[G, T]`` (and entropy, gradient weight) of the completions given this
+        prompt variant, from one chunked pass (``core.signals.token_log_stats``)."""
+        return self.strategy.score_completions(variant, completion_ids, chunk_size, with_entropy, temperature,
+                                               with_gradient_weight)
 
     def logps_from_hidden(
         self,
@@ -288,24 +291,25 @@ class QwenVLAdapter:
         chunk_size: int | None,
         with_entropy: bool,
         temperature: float = 1.0,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with_gradient_weight: bool = False,
+    ) -> TokenLogStats:
         """``lm_head`` + log-softmax over chunks of ``chunk_size`` positions."""
         flat_hidden = hidden.reshape(-1, hidden.shape[-1])
         flat_ids = token_ids.reshape(-1)
         step = chunk_size or max(flat_ids.shape[0], 1)
-        logps, entropy = [], []
+        chunks = []
         for start in range(0, flat_ids.shape[0], step):
             logits = self.lm_head(flat_hidden[start : start + step])
             if temperature != 1.0:
                 logits = logits / temperature
-            chunk_logps, chunk_entropy = token_logps_and_entropy(
-                logits, flat_ids[start : start + step], chunk_size=None, with_entropy=with_entropy
-            )
-            logps.append(chunk_logps)
-            entropy.append(chunk_entropy)
-        out_logps = torch.cat(logps).reshape(token_ids.shape)
-        out_entropy = torch.cat(entropy).reshape(token_ids.shape) if with_entropy else None
-        return out_logps, out_entropy
+            chunks.append(token_log_stats(logits, flat_ids[start : start + step], chunk_size=None,
+                                          with_entropy=with_entropy, with_gradient_weight=with_gradient_weight))
+
+        def joined(index: int) -> torch.Tensor | None:
+            parts = [chunk[index] for chunk in chunks]
+            return torch.cat(parts).reshape(token_ids.shape) if parts and parts[0] is not None else None
+
+        return TokenLogStats(joined(0), joined(1), joined(2))
 
     # ------------------------------------------------------------------ the training forward
 

@@ -70,7 +70,8 @@ class CachedPrefixStrategy:
         cache.batch_repeat_interleave(num_completions)
         return prompt_out, cache
 
-    def score_completions(self, variant, completion_ids, chunk_size, with_entropy, temperature):
+    def score_completions(self, variant, completion_ids, chunk_size, with_entropy, temperature,
+                          with_gradient_weight=False):
         adapter = self.adapter
         num_completions, length = completion_ids.shape
         positions = adapter.rope_positions(variant, length)
@@ -87,7 +88,8 @@ class CachedPrefixStrategy:
         last_prompt = prompt_out.last_hidden_state[:, -1:].expand(num_completions, 1, -1)
         predictors = torch.cat([last_prompt, completion_out.last_hidden_state[:, :-1]], dim=1)
         del prompt_out, completion_out, cache
-        return adapter.logps_from_hidden(predictors, completion_ids, chunk_size, with_entropy, temperature)
+        return adapter.logps_from_hidden(predictors, completion_ids, chunk_size, with_entropy, temperature,
+                                         with_gradient_weight)
 
     @staticmethod
     def _repeat_features(output, times: int):

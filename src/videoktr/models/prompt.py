@@ -23,6 +23,8 @@ from typing import Protocol
 
 import torch
 
+from ..core.signals import TokenLogStats
+
 VISUAL_MODES = ("zero_embeddings", "drop_tokens", "zero_pixels")
 TEMPORAL_MODES = ("permute_groups", "raw_frames")
 
@@ -103,9 +105,10 @@ class ExecutionStrategy(Protocol):
 
     def score_completions(
         self, variant: PromptVariant, completion_ids: torch.Tensor, chunk_size: int | None,
-        with_entropy: bool, temperature: float,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """No-grad scoring: log-probs ``[G, T]`` (and entropy) of the completions given ``variant``."""
+        with_entropy: bool, temperature: float, with_gradient_weight: bool = False,
+    ) -> TokenLogStats:
+        """No-grad scoring: log-probs ``[G, T]`` (and entropy, gradient weight) of the
+        completions given ``variant`` (``core.signals.token_log_stats``)."""
 
     def policy_logits(
         self, forward: Callable, prompt: PromptInputs, completion_ids: torch.Tensor, share_prefix: bool

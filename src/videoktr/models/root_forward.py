@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..core.signals import token_logps_and_entropy
+from ..core.signals import token_log_stats
 from .prompt import PromptInputs, PromptVariant, pixel_kwargs
 
 if TYPE_CHECKING:
@@ -157,11 +157,13 @@ class RootForwardStrategy:
         )
         return torch.cat([first_logits.expand(num_completions, 1, -1), out.logits[:, :-1]], dim=1)
 
-    def score_completions(self, variant, completion_ids, chunk_size, with_entropy, temperature):
+    def score_completions(self, variant, completion_ids, chunk_size, with_entropy, temperature,
+                          with_gradient_weight=False):
         logits = self._completion_logits(self.adapter.model, variant, completion_ids)
         if temperature != 1.0:
             logits = logits / temperature
-        return token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=with_entropy)
+        return token_log_stats(logits, completion_ids, chunk_size=chunk_size, with_entropy=with_entropy,
+                               with_gradient_weight=with_gradient_weight)
 
     def policy_logits(self, forward: Callable, prompt: PromptInputs, completion_ids: torch.Tensor,
                       share_prefix: bool) -> torch.Tensor:

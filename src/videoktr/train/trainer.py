@@ -40,6 +40,7 @@ from transformers import Trainer
 
 from ..attribution import KeyTokenAttributor
 from ..core.advantages import group_advantages
+from ..core.diagnostics import gradient_share
 from ..core.losses import aggregation_normaliser, grpo_loss
 from ..core.permutations import sample_derangements
 from ..core.selection import select_key_tokens, soft_token_weights
@@ -140,7 +141,8 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         # Distinct per step, process and prompt, and reproducible on resume.
         return hash((self.args.seed, self.state.global_step, self.accelerator.process_index, slot)) % (2**63)
 
-    def _attributor(self, model, signals: Sequence[str], seed: int) -> KeyTokenAttributor:
+    def _attributor(self, model, signals: Sequence[str], seed: int, gradient_weight: bool = False
+                    ) -> KeyTokenAttributor:
         args = self.args
         return KeyTokenAttributor(
             model,
@@ -153,6 +155,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             signed=args.ktr_delta == "signed",
             chunk_size=args.attribution_chunk_size,
             temperature=args.temperature,
+            gradient_weight=gradient_weight,
         )
 
     def _temporal_bonus(self, sample, media, accuracy: torch.Tensor, seed: int) -> torch.Tensor:
@@ -233,7 +236,8 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             per_function["temporal_bonus"] = bonus
 
         start = time.perf_counter()
-        attributor = self._attributor(policy, args.selected_signals if args.token_selection != "none" else (), seed)
+        attributor = self._attributor(policy, args.selected_signals if args.token_selection != "none" else (), seed,
+                                      gradient_weight=True)
         scores = attributor.score(prompt_inputs, completion_ids, completion_mask)
         ref_logps = None
         if self.ref_model is not None:
@@ -251,6 +255,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             rewards_per_function=per_function,
             advantages=group_advantages(rewards, args.num_generations, scale=args.scale_rewards).to(completion_ids.device),
             old_logps=scores.pop("logps"),
+            gradient_weight=scores.pop("gradient_weight"),
             ref_logps=ref_logps,
             scores={name: value for name, value in scores.items() if name != "permutation"},
             timing={"generation_s": generation_s, "attribution_s": attribution_s},
@@ -260,6 +265,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         """Key-token masks or soft weights over the micro-batch (``batch`` scope spans its prompts)."""
         args = self.args
         if args.token_selection == "none":
+            self._metrics["grad_share/unselected"].append(0.0)  # every token is trained
             return
         length = max(rollout.length for rollout in rollouts)
 
@@ -287,6 +293,10 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
                 group_size=args.num_generations, temperature=args.ktr_temperature,
             )
         self._log_selection(mask, weights, per_signal)
+        if all(rollout.gradient_weight is not None for rollout in rollouts):
+            gradient_weight = stack([rollout.gradient_weight for rollout in rollouts])
+            advantages = torch.cat([rollout.advantages for rollout in rollouts]).to(gradient_weight.device)
+            self._log_gradient_shares(advantages, gradient_weight, mask, weights, per_signal)
         for index, rollout in enumerate(rollouts):
             rows = slice(index * args.num_generations, (index + 1) * args.num_generations)
             rollout.token_weights = weights[rows, : rollout.length]
@@ -303,6 +313,15 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
                 both = (per_signal[first] & per_signal[second]).sum().item()
                 either = (per_signal[first] | per_signal[second]).sum().item()
                 self._metrics[f"overlap/{first}_{second}"].append(both / either if either else 0.0)
+
+    def _log_gradient_shares(self, advantages, gradient_weight, mask, weights, per_signal) -> None:
+        """``grad_share/unselected``: the share of the update's squared norm (``sum A^2 g``,
+        ``core.gradient_share``) on the tokens the mask drops (weight 0); ``grad_share/<signal>``:
+        on the tokens each signal selects."""
+        dropped = (weights == 0) & mask
+        self._metrics["grad_share/unselected"].append(gradient_share(advantages, gradient_weight, dropped, mask).item())
+        for name, selected in per_signal.items():
+            self._metrics[f"grad_share/{name}"].append(gradient_share(advantages, gradient_weight, selected, mask).item())
 
     def _log_rollouts(self, rollouts: list[PromptRollout]) -> None:
         for rollout in rollouts:
