@@ -178,6 +178,10 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     assert len(result["runs"]) == 4 and all(r["eval_questions"] == 3 and r["rl_steps"] == 1 for r in result["runs"])
     table = captured.out.split("videoktr ablate: test accuracy")[1]
     assert "warm-up (no RL)" in table and "\ngrpo " in table and "\nV+E+T " in table and " ± " in table
+    [paired] = result["paired"]  # V+E+T against grpo, paired by seed
+    assert paired["arm"] == "V+E+T" and paired["seeds"] == [0, 1]
+    assert paired["ahead"] + paired["level"] + paired["behind"] == 2
+    assert "paired by seed against grpo" in captured.out
     # Training shows one compact bar per run, no metrics dicts.
     assert "{'loss'" not in captured.out and "{'" not in captured.out and "{'loss'" not in captured.err
     assert "RL V+E+T seed 1" in captured.err and "reward=" in captured.err

@@ -39,8 +39,10 @@ from .ablation_results import (
     AblationError,
     append_row,
     check_settings,
+    format_paired_table,
     format_table,
     mean_std,
+    paired_differences,
     read_rows,
     write_csvs,
     write_plot,
@@ -332,17 +334,20 @@ def _report(config: AblationConfig, rows: list[dict[str, Any]], meta: dict[str, 
     title = (f"videoktr ablate: test accuracy (%), mean ± std over seeds {', '.join(map(str, config.seeds))}; "
              f"{steps} per run, {meta['eval_questions']} test questions")
     runs_csv, summary_csv = write_csvs(out, wanted, summary, before)
+    paired = paired_differences(wanted, config.arms) if "grpo" in config.arms else []
     plot = write_plot(out / "ablation.png", summary, before,
                       title=f"Ablations: {steps}, {len(config.seeds)} seeds, mean ± std")
     result = {
         "settings": config.settings(), "arms": {arm: ARMS[arm] for arm in config.arms}, "seeds": list(config.seeds),
-        "before": before, "warmup": meta, "summary": summary, "runs": wanted,
+        "before": before, "warmup": meta, "summary": summary, "runs": wanted, "paired": paired,
         "seconds_this_call": time.perf_counter() - started,
     }
     (out / "ablation.json").write_text(json.dumps(result, indent=2))
     if json_path is not None:
         Path(json_path).write_text(json.dumps(result, indent=2))
     print("\n" + format_table(summary, before, title))
+    if paired:
+        print("\n" + format_paired_table(paired))
     print(f"\nper run: {runs_csv}\nsummary: {summary_csv}\nplot: {plot}\njson: {out / 'ablation.json'}"
           f"\nruns: {out / 'runs.jsonl'} (rerun the same command to resume)")
     return result

@@ -13,8 +13,9 @@ from typing import Any
 
 from ..analysis.plots import grouped_bar_chart
 
-__all__ = ["BEFORE_ARM", "KINDS", "AblationError", "append_row", "check_settings", "format_table", "mean_std",
-           "read_rows", "write_csvs", "write_plot"]
+__all__ = ["BEFORE_ARM", "KINDS", "AblationError", "append_row", "check_settings", "format_paired_table",
+           "format_table", "mean_std", "paired_differences", "read_rows", "t_quantile_975", "write_csvs",
+           "write_plot"]
 
 KINDS = ("overall", "visual", "temporal", "both")
 BEFORE_ARM = "warm-up (no RL)"
@@ -79,6 +80,71 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (n - 1); the std of a single value is 0."""
     mean = sum(values) / len(values)
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+# Student's t 0.975 quantiles by degrees of freedom (standard tables, 3 decimals): a 95% interval
+# needs only these, and scipy is not a dependency for one number.
+_T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+          10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101,
+          19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052,
+          28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def t_quantile_975(degrees_of_freedom: int) -> float:
+    """Student's t 0.975 quantile (a two-sided 95% interval); between tabled values the next
+    smaller tabled degrees of freedom (a slightly wider interval); 1.960 beyond 120."""
+    if degrees_of_freedom < 1:
+        raise ValueError(f"degrees_of_freedom must be >= 1, got {degrees_of_freedom}")
+    if degrees_of_freedom > 120:
+        return 1.960
+    return _T_975[max(df for df in _T_975 if df <= degrees_of_freedom)]
+
+
+def paired_differences(rows: list[dict[str, Any]], arms: list[str] | tuple[str, ...], baseline: str = "grpo",
+                       kind: str = "overall") -> list[dict[str, Any]]:
+    """Each arm against ``baseline``, paired by seed: with ``d_s = acc(arm, s) - acc(baseline, s)``
+    over the seeds both ran, ``mean d``, the 95% t-interval ``mean d ± t_{0.975, n-1} sd(d) / sqrt(n)``
+    (None for fewer than 2 seeds), and the seeds where the arm is ahead, level and behind.
+    Pairing removes what a seed does to every arm alike (its prompts, its first rollouts), so
+    the interval is the one that can resolve a difference between arms."""
+    by_seed = {arm: {row["seed"]: float(row[kind]) for row in rows if row["arm"] == arm} for arm in arms}
+    if baseline not in by_seed or not by_seed[baseline]:
+        return []
+    out = []
+    for arm in arms:
+        if arm == baseline:
+            continue
+        seeds = sorted(set(by_seed[arm]) & set(by_seed[baseline]))
+        if not seeds:
+            continue
+        differences = [by_seed[arm][seed] - by_seed[baseline][seed] for seed in seeds]
+        mean = sum(differences) / len(differences)
+        low = high = None
+        if len(differences) > 1:
+            half = t_quantile_975(len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
+            low, high = mean - half, mean + half
+        out.append({"arm": arm, "baseline": baseline, "kind": kind, "seeds": seeds, "mean_difference": mean,
+                    "ci95_low": low, "ci95_high": high, "ahead": sum(d > 0 for d in differences),
+                    "level": sum(d == 0 for d in differences), "behind": sum(d < 0 for d in differences)})
+    return out
+
+
+def format_paired_table(differences: list[dict[str, Any]]) -> str:
+    """One line per arm: the mean paired difference from the baseline in points, its 95%
+    interval, and the seeds ahead / level / behind."""
+    if not differences:
+        return ""
+    first = differences[0]
+    header = f"{'arm':<16}{'seeds':>6}{'mean diff':>11}{'95% interval':>20}{'ahead/level/behind':>21}"
+    lines = [f"paired by seed against {first['baseline']} ({first['kind']} accuracy, points)", header,
+             "-" * len(header)]
+    for entry in differences:
+        interval = ("-" if entry["ci95_low"] is None
+                    else f"[{100 * entry['ci95_low']:+.1f}, {100 * entry['ci95_high']:+.1f}]")
+        counts = f"{entry['ahead']}/{entry['level']}/{entry['behind']}"
+        lines.append(f"{entry['arm']:<16}{len(entry['seeds']):>6}{100 * entry['mean_difference']:>+11.1f}"
+                     f"{interval:>20}{counts:>21}")
+    return "\n".join(lines)
 
 
 def _cell(mean: float, std: float | None) -> str:
