@@ -5,7 +5,11 @@ import statistics
 
 import pytest
 
-from videoktr.experiments.ablation_results import format_paired_table, paired_differences, t_quantile_975
+from videoktr.experiments.ablation_results import (
+    format_paired_table,
+    paired_differences,
+    t_quantile_975,
+)
 
 
 def rows(arm, accuracies):
