@@ -182,6 +182,14 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     assert paired["arm"] == "V+E+T" and paired["seeds"] == [0, 1]
     assert paired["ahead"] + paired["level"] + paired["behind"] == 2
     assert "paired by seed against grpo" in captured.out
+    # the pairing is real: every arm of a seed gets the same prompts and the same first rollouts
+    for seed in (0, 1):
+        first = {}
+        for arm_dir in ("grpo", "V_E_T"):
+            dumps = sorted((out / "runs" / f"{arm_dir}-seed{seed}").rglob("step000001-rank0.jsonl"))
+            assert dumps, arm_dir
+            first[arm_dir] = [(r["prompt_id"], r["token_ids"]) for r in map(json.loads, dumps[0].read_text().splitlines())]
+        assert first["grpo"] == first["V_E_T"] and first["grpo"]
     # Training shows one compact bar per run, no metrics dicts.
     assert "{'loss'" not in captured.out and "{'" not in captured.out and "{'loss'" not in captured.err
     assert "RL V+E+T seed 1" in captured.err and "reward=" in captured.err
