@@ -178,6 +178,9 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     assert len(result["runs"]) == 4 and all(r["eval_questions"] == 3 and r["rl_steps"] == 1 for r in result["runs"])
     table = captured.out.split("videoktr ablate: test accuracy")[1]
     assert "warm-up (no RL)" in table and "\ngrpo " in table and "\nV+E+T " in table and " ± " in table
+    assert all(math.isfinite(r["answer_logprob"]) and r["answer_logprob"] < 0 for r in result["runs"])
+    assert result["warmup"]["heldout_before"]["rows"] == 3 and len(result["paired_answer_logprob"]) == 1
+    assert "log p(correct answer | prompt, correct reasoning)" in captured.out
     [paired] = result["paired"]  # V+E+T against grpo, paired by seed
     assert paired["arm"] == "V+E+T" and paired["seeds"] == [0, 1]
     assert paired["ahead"] + paired["level"] + paired["behind"] == 2

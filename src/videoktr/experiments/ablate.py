@@ -48,6 +48,7 @@ from .ablation_results import (
     write_plot,
 )
 from .demo import accuracy_by_kind
+from .heldout import heldout_logprobs
 from .policy import DemoConfig, evaluation_settings, prepare_policy, train_rl, world_split
 
 __all__ = ["ARMS", "QUICK_EVAL_LIMIT", "QUICK_RL_PROMPTS", "RUN_COLUMNS", "AblationConfig", "AblationError",
@@ -232,7 +233,8 @@ def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[
     with _quiet_hub_bars():
         model.save_pretrained(checkpoint)
         processor.save_pretrained(checkpoint)
-    meta = {"before": _accuracies(before), "eval_questions": before.count,
+    heldout = heldout_logprobs(model, processor, world_split(world_dir, "test", demo), limit=demo.eval_limit)
+    meta = {"before": _accuracies(before), "eval_questions": before.count, "heldout_before": heldout,
             "warmup_loss": {"first": policy.warmup.losses[0], "last": policy.warmup.losses[-1]},
             "encoder_labels": policy.encoder_figures(),
             "first_appearance": policy.first_colour_figures(),
@@ -258,6 +260,7 @@ def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, check
     start = time.perf_counter()
     after = run_evaluation(model, processor, "synthetic", world_dir, run_dir / "eval.jsonl",
                            **evaluation_settings(demo, progress=False))
+    heldout = heldout_logprobs(model, processor, world_split(world_dir, "test", demo), limit=demo.eval_limit)
     eval_seconds = time.perf_counter() - start
     window = max(min(10, len(rl_logs) // 2), 1)
     rewards = [entry["reward"] for entry in rl_logs]
@@ -267,6 +270,7 @@ def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, check
         "reward_first": sum(rewards[:window]) / window if rewards else math.nan,
         "reward_last": sum(rewards[-window:]) / window if rewards else math.nan,
         "selected_fraction": sum(selected) / len(selected) if selected else math.nan,
+        "answer_logprob": heldout["answer"], "trace_logprob": heldout["trace"],
         "rl_seconds": round(rl_seconds, 2), "eval_seconds": round(eval_seconds, 2), "overrides": ARMS[arm],
     }
 
@@ -335,11 +339,14 @@ def _report(config: AblationConfig, rows: list[dict[str, Any]], meta: dict[str, 
              f"{steps} per run, {meta['eval_questions']} test questions")
     runs_csv, summary_csv = write_csvs(out, wanted, summary, before)
     paired = paired_differences(wanted, config.arms) if "grpo" in config.arms else []
+    paired_answer = ([] if "grpo" not in config.arms or any("answer_logprob" not in row for row in wanted)
+                     else paired_differences(wanted, config.arms, kind="answer_logprob"))
     plot = write_plot(out / "ablation.png", summary, before,
                       title=f"Ablations: {steps}, {len(config.seeds)} seeds, mean ± std")
     result = {
         "settings": config.settings(), "arms": {arm: ARMS[arm] for arm in config.arms}, "seeds": list(config.seeds),
         "before": before, "warmup": meta, "summary": summary, "runs": wanted, "paired": paired,
+        "paired_answer_logprob": paired_answer,
         "seconds_this_call": time.perf_counter() - started,
     }
     (out / "ablation.json").write_text(json.dumps(result, indent=2))
@@ -348,6 +355,8 @@ def _report(config: AblationConfig, rows: list[dict[str, Any]], meta: dict[str, 
     print("\n" + format_table(summary, before, title))
     if paired:
         print("\n" + format_paired_table(paired))
+    if paired_answer:
+        print("\n" + format_paired_table(paired_answer, unit="nats: log p(correct answer | prompt, correct reasoning)"))
     print(f"\nper run: {runs_csv}\nsummary: {summary_csv}\nplot: {plot}\njson: {out / 'ablation.json'}"
           f"\nruns: {out / 'runs.jsonl'} (rerun the same command to resume)")
     return result

@@ -129,21 +129,22 @@ def paired_differences(rows: list[dict[str, Any]], arms: list[str] | tuple[str, 
     return out
 
 
-def format_paired_table(differences: list[dict[str, Any]]) -> str:
-    """One line per arm: the mean paired difference from the baseline in points, its 95%
-    interval, and the seeds ahead / level / behind."""
+def format_paired_table(differences: list[dict[str, Any]], unit: str = "accuracy, points") -> str:
+    """One line per arm: the mean paired difference from the baseline (accuracy in points, or
+    with ``unit="nats"`` a log-probability as it is), its 95% interval, and the seeds ahead /
+    level / behind."""
     if not differences:
         return ""
     first = differences[0]
-    header = f"{'arm':<16}{'seeds':>6}{'mean diff':>11}{'95% interval':>20}{'ahead/level/behind':>21}"
-    lines = [f"paired by seed against {first['baseline']} ({first['kind']} accuracy, points)", header,
-             "-" * len(header)]
+    scale, digits = (100.0, 1) if unit.startswith("accuracy") else (1.0, 3)
+    header = f"{'arm':<16}{'seeds':>6}{'mean diff':>11}{'95% interval':>22}{'ahead/level/behind':>21}"
+    lines = [f"paired by seed against {first['baseline']} ({first['kind']}, {unit})", header, "-" * len(header)]
     for entry in differences:
         interval = ("-" if entry["ci95_low"] is None
-                    else f"[{100 * entry['ci95_low']:+.1f}, {100 * entry['ci95_high']:+.1f}]")
+                    else f"[{scale * entry['ci95_low']:+.{digits}f}, {scale * entry['ci95_high']:+.{digits}f}]")
         counts = f"{entry['ahead']}/{entry['level']}/{entry['behind']}"
-        lines.append(f"{entry['arm']:<16}{len(entry['seeds']):>6}{100 * entry['mean_difference']:>+11.1f}"
-                     f"{interval:>20}{counts:>21}")
+        lines.append(f"{entry['arm']:<16}{len(entry['seeds']):>6}{scale * entry['mean_difference']:>+11.{digits}f}"
+                     f"{interval:>22}{counts:>21}")
     return "\n".join(lines)
 
 
@@ -171,7 +172,7 @@ def format_table(summary: list[dict[str, Any]], before: dict[str, float] | None 
 
 
 RUN_COLUMNS = ("arm", "seed", *KINDS, "eval_questions", "rl_steps", "reward_first", "reward_last",
-               "selected_fraction", "rl_seconds", "eval_seconds")
+               "selected_fraction", "answer_logprob", "trace_logprob", "rl_seconds", "eval_seconds")
 SUMMARY_COLUMNS = ("arm", "E", "V", "T", "ratio", "weighting", "n_seeds", "seeds",
                    *(f"{kind}_{stat}" for kind in KINDS for stat in ("mean", "std")))
 
