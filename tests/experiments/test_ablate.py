@@ -185,6 +185,7 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     assert paired["arm"] == "V+E+T" and paired["seeds"] == [0, 1]
     assert paired["ahead"] + paired["level"] + paired["behind"] == 2
     assert "paired by seed against grpo" in captured.out
+    assert result["settings"]["shared_overrides"] == {"mask_kl": False, "freeze_vision_encoder": True}
     # the pairing is real: every arm of a seed gets the same prompts and the same first rollouts
     for seed in (0, 1):
         first = {}

@@ -328,3 +328,16 @@ def test_dapo_divides_by_the_tokens_of_the_whole_accumulated_step(loss_type, spa
         assert difference < 1e-5
     else:
         assert difference > 1e-2
+
+
+def test_freeze_vision_encoder_leaves_the_encoder_unchanged(tiny_model_dir, dataset_file, tmp_path):
+    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--freeze_vision_encoder", "true",
+                            "--max_steps", "1", "--save_steps", "10")
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.train()
+    after = dict(trainer.model.named_parameters())
+    visual = [n for n in before if ".visual." in f".{n}"]
+    assert visual and all(torch.equal(before[n], after[n]) for n in visual)
+    assert any(not torch.equal(before[n], after[n]) for n in before if n not in visual)  # the LM moved

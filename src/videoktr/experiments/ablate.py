@@ -78,6 +78,12 @@ ARMS: dict[str, dict[str, Any]] = {
     "V+E+T:soft": _ktr(SIGNALS, weighting="sigmoid"),
 }
 
+# Trainer keys every arm shares, so that arms differ only in their token selection: the KL term
+# covers every completion token in every arm (GRPO's mask is every token; a key-token mask on
+# the KL would also change the regulariser), and RL leaves the vision encoder frozen, as the
+# warm-up did, in every arm.
+SHARED_OVERRIDES: dict[str, Any] = {"mask_kl": False, "freeze_vision_encoder": True}
+
 # --quick: the demo's world, policy and warm-up, with 48 prompts of RL per run (steps = 48 / the
 # demo's prompts per step) and the first 100 test questions, so that all 8 arms x 3 seeds finish
 # in under 30 minutes on a 2-core CPU (measured: see docs/ablation.md). Explicit --rl_steps /
@@ -142,7 +148,7 @@ class AblationConfig:
         values = asdict(self.run_config())
         for key in ("output_dir", "progress", "attribution_limit"):
             values.pop(key)
-        return values
+        return {**values, "shared_overrides": SHARED_OVERRIDES}
 
 
 # ---------------------------------------------------------------------------- arms
@@ -254,8 +260,8 @@ def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, check
         model, processor = load_local_model(checkpoint)
     train_set = world_split(world_dir, "train", demo)
     start = time.perf_counter()
-    rl_logs = train_rl(model, processor, train_set, demo, overrides=ARMS[arm], seed=seed, output_dir=run_dir / "rl",
-                     label=f"{arm} seed {seed}", leave=False)
+    rl_logs = train_rl(model, processor, train_set, demo, overrides={**SHARED_OVERRIDES, **ARMS[arm]}, seed=seed,
+                       output_dir=run_dir / "rl", label=f"{arm} seed {seed}", leave=False)
     rl_seconds = time.perf_counter() - start
     start = time.perf_counter()
     after = run_evaluation(model, processor, "synthetic", world_dir, run_dir / "eval.jsonl",

@@ -200,6 +200,9 @@ class VideoGRPOConfig(TrainingArguments):
     temporal_mode: str = field(default="permute_groups", metadata={"help": f"one of {', '.join(TEMPORAL_MODES)}"})
     num_shuffles: int = field(default=1, metadata={"help": "derangements averaged for the temporal signal"})
     mask_kl: bool = field(default=True, metadata={"help": "apply the key-token mask to the KL term too"})
+    freeze_vision_encoder: bool = field(
+        default=False, metadata={"help": "train only the language model: the vision encoder and merger take no update"}
+    )
     attribution_chunk_size: int = field(default=DEFAULT_CHUNK_SIZE, metadata={"help": "positions per lm_head chunk"})
 
     # ---------------------------------------------------------------- T-GRPO baseline

@@ -84,6 +84,10 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         get_adapter(model)  # fails early, naming the supported families
         self.reward_functions = {name: load_reward_function(name) for name in args.reward_funcs}
         self.reward_weights = args.reward_weights
+        if args.freeze_vision_encoder:  # before the reference copy and the optimizer see the flags
+            for name, parameter in model.named_parameters():
+                if ".visual." in f".{name}":
+                    parameter.requires_grad_(False)
         if ref_model is None and args.beta > 0:
             ref_model = copy.deepcopy(model)
         if ref_model is not None:
