@@ -15,6 +15,7 @@ from videoktr.experiments.ablate import (
     AblationConfig,
     AblationError,
     aggregate,
+    best_learning_rates,
     format_table,
     pending_runs,
     read_rows,
@@ -155,7 +156,21 @@ def test_resume_skips_finished_runs_and_repairs_a_cut_line(tmp_path):
     assert [(r["arm"], r["seed"]) for r in rows] == [("grpo", 0), ("V", 1)]
     assert path.read_text().endswith("}\n")  # the cut-off write is gone
     config = AblationConfig(arms=("grpo", "V"), seeds=(0, 1))
-    assert pending_runs(config, rows) == [("V", 0), ("grpo", 1)]
+    lr = config.demo.rl_learning_rate
+    assert pending_runs(config, rows) == [("V", lr, 0), ("grpo", lr, 1)]
+    grid = AblationConfig(arms=("grpo",), seeds=(0,), learning_rates=(1e-4, lr))
+    assert pending_runs(grid, rows) == [("grpo", 1e-4, 0)]  # the demo's rate of seed 0 is done
+
+
+def test_best_learning_rate_per_arm_by_mean_accuracy():
+    config = AblationConfig(arms=("grpo", "V"), seeds=(0, 1), learning_rates=(1e-5, 1e-4))
+    rows = [{"arm": "grpo", "seed": s, "learning_rate": lr, "overall": acc}
+            for s, lr, acc in [(0, 1e-5, 0.5), (1, 1e-5, 0.6), (0, 1e-4, 0.7), (1, 1e-4, 0.5)]]
+    rows += [{"arm": "V", "seed": s, "learning_rate": lr, "overall": 0.4} for s in (0, 1) for lr in (1e-5, 1e-4)]
+    rows += [{"arm": "V", "seed": 2, "learning_rate": 1e-4, "overall": 1.0}]  # a seed not configured: ignored
+    assert best_learning_rates(config, rows) == {"grpo": 1e-4, "V": 1e-5}  # 0.60 against 0.55; a tie: the smaller
+    with pytest.raises(AblationError, match="learning_rates must be distinct positive numbers"):
+        AblationConfig(learning_rates=(1e-4, 1e-4))
 
 
 def tiny_config(out, **kwargs):
@@ -245,3 +260,19 @@ def test_demo_prints_no_metrics_dicts_and_ablate_reproduces_the_demo(tmp_path, c
 
     assert outputs(out / "eval_warmup.jsonl") == outputs(tmp_path / "demo" / "eval_before.jsonl")
     assert outputs(out / "runs" / "V_E_T-seed0" / "eval.jsonl") == outputs(tmp_path / "demo" / "eval_after.jsonl")
+
+
+def test_a_learning_rate_grid_runs_every_rate_and_reports_each_arm_at_its_best(tmp_path, capsys):
+    out = tmp_path / "grid"
+    config = AblationConfig(output_dir=out, arms=("grpo",), seeds=(0,), demo=tiny_demo(), progress=False,
+                            learning_rates=(1e-5, 1e-3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_ablation(config)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["grpo-lr0.001-seed0", "grpo-lr1e-05-seed0"]
+    assert len(result["all_runs"]) == 2 and len(result["runs"]) == 1
+    best = result["best_learning_rates"]["grpo"]
+    assert result["runs"][0]["learning_rate"] == best
+    chosen = {run["learning_rate"]: run["overall"] for run in result["all_runs"]}
+    assert chosen[best] == max(chosen.values())
+    assert "learning rate per arm (the best of 1e-05, 0.001" in capsys.readouterr().out

@@ -34,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
              help="RL steps per run (default: the demo's; --quick: 48 prompts' worth)")
     add_flag(parser, "eval_limit", type=positive_int, default=None, metavar="N",
              help="ask only the first N test questions (default: the whole test split; --quick: 100)")
+    add_flag(parser, "learning_rates", type=float, nargs="+", default=None, metavar="LR",
+             help="an RL learning-rate grid: every arm runs each rate, and the table reports each arm at its best "
+                  "(default: the demo's rate only)")
     parser.add_argument("--json", help="also write the results (ablation.json's content) to this file")
 
 
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = AblationConfig(
         output_dir=Path(args.out), seeds=tuple(args.seeds), arms=tuple(args.arms or ARMS), rl_steps=args.rl_steps,
-        eval_limit=args.eval_limit, quick=args.quick,
+        eval_limit=args.eval_limit, quick=args.quick, learning_rates=tuple(args.learning_rates or ()),
     )
     run_ablation(config, json_path=args.json)
     return 0

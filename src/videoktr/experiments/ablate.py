@@ -52,7 +52,7 @@ from .heldout import heldout_logprobs
 from .policy import DemoConfig, evaluation_settings, prepare_policy, train_rl, world_split
 
 __all__ = ["ARMS", "QUICK_EVAL_LIMIT", "QUICK_RL_PROMPTS", "RUN_COLUMNS", "AblationConfig", "AblationError",
-           "aggregate", "arm_description", "format_table", "pending_runs", "read_rows", "run_ablation",
+           "aggregate", "arm_description", "best_learning_rates", "format_table", "pending_runs", "read_rows", "run_ablation",
            "write_csvs"]
 
 SIGNAL_LETTERS = {"entropy": "E", "visual": "V", "temporal": "T"}
@@ -115,6 +115,7 @@ class AblationConfig:
     quick: bool = False
     demo: DemoConfig = field(default_factory=DemoConfig)
     progress: bool = True
+    learning_rates: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
@@ -129,6 +130,10 @@ class AblationConfig:
             raise AblationError(f"arms and seeds must not repeat (arms {list(self.arms)}, seeds {list(self.seeds)})")
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
             raise AblationError(f"seeds must be non-negative integers, at least one; got {list(self.seeds)}")
+        self.learning_rates = tuple(self.learning_rates) or (self.demo.rl_learning_rate,)
+        if any(isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0
+               for lr in self.learning_rates) or len(set(self.learning_rates)) != len(self.learning_rates):
+            raise AblationError(f"learning_rates must be distinct positive numbers; got {list(self.learning_rates)}")
         if self.rl_steps is None:
             self.rl_steps = quick_rl_steps(self.demo) if self.quick else self.demo.rl_steps
         if self.eval_limit is None:
@@ -171,10 +176,34 @@ def _slug(arm: str) -> str:
 # ---------------------------------------------------------------------------- results
 
 
-def pending_runs(config: AblationConfig, rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    """(arm, seed) pairs not yet in ``rows``, seed-major: every arm of seed 0 first."""
-    done = {(row["arm"], row["seed"]) for row in rows}
-    return [(arm, seed) for seed in config.seeds for arm in config.arms if (arm, seed) not in done]
+def run_learning_rate(config: AblationConfig, row: dict[str, Any]) -> float:
+    """A row's RL learning rate (rows written before the grid existed used the demo's)."""
+    return float(row.get("learning_rate", config.demo.rl_learning_rate))
+
+
+def pending_runs(config: AblationConfig, rows: list[dict[str, Any]]) -> list[tuple[str, float, int]]:
+    """(arm, learning rate, seed) runs not yet in ``rows``, seed-major: every arm and rate of
+    seed 0 first."""
+    done = {(row["arm"], run_learning_rate(config, row), row["seed"]) for row in rows}
+    return [(arm, lr, seed) for seed in config.seeds for arm in config.arms for lr in config.learning_rates
+            if (arm, float(lr), seed) not in done]
+
+
+def best_learning_rates(config: AblationConfig, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each arm's learning rate of the grid with the highest mean overall accuracy over the
+    configured seeds (ties: the smaller rate). It is chosen on the test questions the table
+    reports, which flatters every arm alike; with one rate there is nothing to choose."""
+    best = {}
+    for arm in config.arms:
+        means = []
+        for lr in sorted(config.learning_rates):
+            values = [float(r["overall"]) for r in rows if r["arm"] == arm and run_learning_rate(config, r) == lr
+                      and r["seed"] in config.seeds]
+            if values:
+                means.append((-(sum(values) / len(values)), lr))
+        if means:
+            best[arm] = min(means)[1]
+    return best
 
 
 def aggregate(rows: list[dict[str, Any]], arms: list[str] | tuple[str, ...],
@@ -249,10 +278,12 @@ def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[
     return meta
 
 
-def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, checkpoint: Path) -> dict[str, Any]:
-    """Load the warm-up checkpoint, RL with the arm's settings and this seed, evaluate."""
-    demo = config.run_config()
-    run_dir = config.output_dir / "runs" / f"{_slug(arm)}-seed{seed}"
+def _run_one(config: AblationConfig, arm: str, learning_rate: float, seed: int, world_dir: Path,
+             checkpoint: Path) -> dict[str, Any]:
+    """Load the warm-up checkpoint, RL with the arm's settings, this rate and seed, evaluate."""
+    demo = replace(config.run_config(), rl_learning_rate=learning_rate)
+    rate = f"-lr{learning_rate:g}" if len(config.learning_rates) > 1 else ""
+    run_dir = config.output_dir / "runs" / f"{_slug(arm)}{rate}-seed{seed}"
     if run_dir.exists():  # an interrupted run: its RL is redone, so its predictions are stale
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -272,7 +303,7 @@ def _run_one(config: AblationConfig, arm: str, seed: int, world_dir: Path, check
     rewards = [entry["reward"] for entry in rl_logs]
     selected = [entry.get("selected_fraction/union", 1.0) for entry in rl_logs]
     return {
-        "arm": arm, "seed": seed, **_accuracies(after), "eval_questions": after.count, "rl_steps": len(rl_logs),
+        "arm": arm, "seed": seed, "learning_rate": learning_rate, **_accuracies(after), "eval_questions": after.count, "rl_steps": len(rl_logs),
         "reward_first": sum(rewards[:window]) / window if rewards else math.nan,
         "reward_last": sum(rewards[-window:]) / window if rewards else math.nan,
         "selected_fraction": sum(selected) / len(selected) if selected else math.nan,
@@ -302,19 +333,20 @@ def run_ablation(config: AblationConfig, json_path: str | Path | None = None) ->
     results = out / "runs.jsonl"
     rows = read_rows(results)
     todo = pending_runs(config, rows)
-    total = len(config.arms) * len(config.seeds)
-    print(f"\n== RL from the warm-up checkpoint: {total} runs ({len(config.arms)} arms x {len(config.seeds)} seeds, "
-          f"{config.rl_steps} steps each), {total - len(todo)} already in {results}", flush=True)
+    total = len(config.arms) * len(config.seeds) * len(config.learning_rates)
+    rates = f" x {len(config.learning_rates)} learning rates" if len(config.learning_rates) > 1 else ""
+    print(f"\n== RL from the warm-up checkpoint: {total} runs ({len(config.arms)} arms x {len(config.seeds)} seeds"
+          f"{rates}, {config.rl_steps} steps each), {total - len(todo)} already in {results}", flush=True)
     bar = None
     if config.progress and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=total - len(todo), desc="ablation", unit="run", dynamic_ncols=True)
     try:
-        for arm, seed in todo:
+        for arm, learning_rate, seed in todo:
             if bar is not None:
                 bar.set_description(f"ablation [{arm} seed {seed}]")
-            row = _run_one(config, arm, seed, world_dir, checkpoint)
+            row = _run_one(config, arm, learning_rate, seed, world_dir, checkpoint)
             append_row(results, row)
             rows.append(row)
             if bar is not None:
@@ -335,7 +367,9 @@ def _report(config: AblationConfig, rows: list[dict[str, Any]], meta: dict[str, 
     """Aggregate the rows of the configured arms and seeds; print the table and write the CSV
     files, the plot and ``ablation.json``."""
     out, demo = config.output_dir, config.run_config()
-    wanted = [row for row in rows if row["arm"] in config.arms and row["seed"] in config.seeds]
+    best = best_learning_rates(config, rows)
+    wanted = [row for row in rows if row["arm"] in config.arms and row["seed"] in config.seeds
+              and run_learning_rate(config, row) == best.get(row["arm"])]
     wanted.sort(key=lambda row: (config.arms.index(row["arm"]), config.seeds.index(row["seed"])))
     summary = aggregate(wanted, config.arms, config.seeds)
     before = meta["before"]
@@ -352,7 +386,8 @@ def _report(config: AblationConfig, rows: list[dict[str, Any]], meta: dict[str, 
     result = {
         "settings": config.settings(), "arms": {arm: ARMS[arm] for arm in config.arms}, "seeds": list(config.seeds),
         "before": before, "warmup": meta, "summary": summary, "runs": wanted, "paired": paired,
-        "paired_answer_logprob": paired_answer,
+        "paired_answer_logprob": paired_answer, "learning_rates": list(config.learning_rates),
+        "best_learning_rates": best, "all_runs": [row for row in rows if row["arm"] in config.arms],
         "seconds_this_call": time.perf_counter() - started,
     }
     (out / "ablation.json").write_text(json.dumps(result, indent=2))
@@ -361,6 +396,9 @@ def _report(config: AblationConfig, rows: list[dict[str, Any]], meta: dict[str, 
     print("\n" + format_table(summary, before, title))
     if paired:
         print("\n" + format_paired_table(paired))
+    if len(config.learning_rates) > 1:
+        print("\nlearning rate per arm (the best of " + ", ".join(f"{lr:g}" for lr in config.learning_rates)
+              + " by mean overall accuracy): " + ", ".join(f"{arm} {lr:g}" for arm, lr in best.items()))
     if paired_answer:
         print("\n" + format_paired_table(paired_answer, unit="nats: log p(correct answer | prompt, correct reasoning)"))
     print(f"\nper run: {runs_csv}\nsummary: {summary_csv}\nplot: {plot}\njson: {out / 'ablation.json'}"
