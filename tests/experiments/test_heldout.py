@@ -50,3 +50,20 @@ def test_no_scorable_row_is_an_error(dataset, tmp_path):
                                 "solution": "<answer>A</answer>", "path": "./clip.mp4", "data_type": "video"}))
     with pytest.raises(ValueError, match="no readable row with a 'process'"):
         heldout_logprobs(model, processor, VideoR1Dataset(path, min_frames=4, max_frames=8))
+
+
+def test_the_curve_is_measured_every_n_steps_and_at_the_last(dataset):
+    from types import SimpleNamespace
+
+    from videoktr.experiments.heldout import HeldoutCurve
+
+    model, processor = build_tiny_model("qwen2_5_vl", seed=0)
+    curve = HeldoutCurve(model, processor, dataset, every=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for step in range(1, 6):
+            curve.on_step_end(None, SimpleNamespace(global_step=step, max_steps=5), None)
+    assert [point["step"] for point in curve.curve] == [2, 4, 5]
+    assert curve.curve[0]["answer"] == curve.curve[-1]["answer"]  # the model did not change
+    with pytest.raises(ValueError, match="every"):
+        HeldoutCurve(model, processor, dataset, every=0)

@@ -48,7 +48,7 @@ from .ablation_results import (
     write_plot,
 )
 from .demo import accuracy_by_kind
-from .heldout import heldout_logprobs
+from .heldout import HeldoutCurve, heldout_logprobs
 from .policy import DemoConfig, evaluation_settings, prepare_policy, train_rl, world_split
 
 __all__ = ["ARMS", "QUICK_EVAL_LIMIT", "QUICK_RL_PROMPTS", "RUN_COLUMNS", "AblationConfig", "AblationError",
@@ -83,6 +83,9 @@ ARMS: dict[str, dict[str, Any]] = {
 # the KL would also change the regulariser), and RL leaves the vision encoder frozen, as the
 # warm-up did, in every arm.
 SHARED_OVERRIDES: dict[str, Any] = {"mask_kl": False, "freeze_vision_encoder": True}
+
+# Points of each run at which the held-out log-probabilities are measured (every rl_steps / this).
+HELDOUT_POINTS = 4
 
 # --quick: the demo's world, policy and warm-up, with 48 prompts of RL per run (steps = 48 / the
 # demo's prompts per step) and the first 100 test questions, so that all 8 arms x 3 seeds finish
@@ -290,14 +293,17 @@ def _run_one(config: AblationConfig, arm: str, learning_rate: float, seed: int, 
     with _quiet_hub_bars():
         model, processor = load_local_model(checkpoint)
     train_set = world_split(world_dir, "train", demo)
+    test_set = world_split(world_dir, "test", demo)
+    curve = HeldoutCurve(model, processor, test_set, every=max(config.rl_steps // HELDOUT_POINTS, 1),
+                         limit=demo.eval_limit)
     start = time.perf_counter()
     rl_logs = train_rl(model, processor, train_set, demo, overrides={**SHARED_OVERRIDES, **ARMS[arm]}, seed=seed,
-                       output_dir=run_dir / "rl", label=f"{arm} seed {seed}", leave=False)
+                       output_dir=run_dir / "rl", label=f"{arm} seed {seed}", leave=False, callbacks=[curve])
     rl_seconds = time.perf_counter() - start
     start = time.perf_counter()
     after = run_evaluation(model, processor, "synthetic", world_dir, run_dir / "eval.jsonl",
                            **evaluation_settings(demo, progress=False))
-    heldout = heldout_logprobs(model, processor, world_split(world_dir, "test", demo), limit=demo.eval_limit)
+    heldout = curve.curve[-1] if curve.curve else heldout_logprobs(model, processor, test_set, limit=demo.eval_limit)
     eval_seconds = time.perf_counter() - start
     window = max(min(10, len(rl_logs) // 2), 1)
     rewards = [entry["reward"] for entry in rl_logs]
@@ -307,7 +313,7 @@ def _run_one(config: AblationConfig, arm: str, learning_rate: float, seed: int, 
         "reward_first": sum(rewards[:window]) / window if rewards else math.nan,
         "reward_last": sum(rewards[-window:]) / window if rewards else math.nan,
         "selected_fraction": sum(selected) / len(selected) if selected else math.nan,
-        "answer_logprob": heldout["answer"], "trace_logprob": heldout["trace"],
+        "answer_logprob": heldout["answer"], "trace_logprob": heldout["trace"], "heldout_curve": curve.curve,
         "rl_seconds": round(rl_seconds, 2), "eval_seconds": round(eval_seconds, 2), "overrides": ARMS[arm],
     }
 

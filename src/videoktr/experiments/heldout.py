@@ -17,6 +17,7 @@ gives::
 from __future__ import annotations
 
 import torch
+from transformers import TrainerCallback
 
 from ..core.signals import DEFAULT_CHUNK_SIZE
 from ..data.dataset import VideoR1Dataset
@@ -24,7 +25,7 @@ from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter
 from ..models.generation import eos_token_ids
 
-__all__ = ["heldout_logprobs"]
+__all__ = ["HeldoutCurve", "heldout_logprobs"]
 
 
 @torch.no_grad()
@@ -60,3 +61,20 @@ def heldout_logprobs(model, processor, dataset: VideoR1Dataset, limit: int | Non
     if not traces:
         raise ValueError(f"{dataset.dataset_file}: no readable row with a 'process' to score")
     return {"trace": sum(traces) / len(traces), "answer": sum(answers) / len(answers), "rows": len(traces)}
+
+
+class HeldoutCurve(TrainerCallback):
+    """Scores the policy with :func:`heldout_logprobs` every ``every`` optimizer steps of a
+    run (and at its last step); ``curve`` holds ``{"step", "answer", "trace"}`` entries."""
+
+    def __init__(self, model, processor, dataset: VideoR1Dataset, every: int, limit: int | None = None) -> None:
+        if every < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every}")
+        self.model, self.processor, self.dataset = model, processor, dataset
+        self.every, self.limit = every, limit
+        self.curve: list[dict[str, float]] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            values = heldout_logprobs(self.model, self.processor, self.dataset, limit=self.limit)
+            self.curve.append({"step": state.global_step, "answer": values["answer"], "trace": values["trace"]})

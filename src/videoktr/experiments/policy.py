@@ -180,7 +180,7 @@ def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTi
 
 def train_rl(model, processor, dataset: VideoR1Dataset, config: DemoConfig, overrides: dict | None = None,
              seed: int | None = None, output_dir: Path | None = None, label: str = "video_ktr",
-             leave: bool = True) -> list[dict[str, Any]]:
+             leave: bool = True, callbacks: list | None = None) -> list[dict[str, Any]]:
     """RL with the ``video_ktr`` preset at the demo's sizes; ``overrides`` (typed trainer config
     keys) change the method, e.g. ``{"token_selection": "none"}`` for vanilla GRPO (``videoktr
     ablate``'s arms). Returns the log entries of the RL steps."""
@@ -207,6 +207,8 @@ def train_rl(model, processor, dataset: VideoR1Dataset, config: DemoConfig, over
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(CompactProgressCallback(f"RL {label}", disable=not config.progress, leave=leave))
+    for callback in callbacks or ():
+        trainer.add_callback(callback)
     trainer.train()
     model.eval()
     return [entry for entry in trainer.state.log_history if "reward" in entry]
