@@ -26,7 +26,7 @@ import torch
 from ..data.cycle import CachedShuffleCycle
 from ..data.dataset import VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
-from ..models import get_adapter
+from ..models import get_adapter, vision_parameters
 from ..synthetic.world import COLOURS, KINDS, Scene, shape_mask
 from .supervised import supervised_loop
 
@@ -103,7 +103,7 @@ def pretrain_vision_encoder(
         raise ValueError(f"steps and clips_per_step must be positive, got {steps} and {clips_per_step}")
     adapter = get_adapter(model)
     merge_size = processor.video_processor.merge_size
-    encoder_parameters = [p for name, p in model.named_parameters() if ".visual." in f".{name}"]
+    encoder_parameters = vision_parameters(model)
     if not encoder_parameters:
         raise ValueError("the model has no parameters under a 'visual' module to pre-train")
     width = model.config.text_config.hidden_size

@@ -23,7 +23,7 @@ from ..core.signals import DEFAULT_CHUNK_SIZE
 from ..data.cycle import CachedShuffleCycle
 from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
-from ..models import get_adapter
+from ..models import get_adapter, vision_parameters
 from ..models.generation import eos_token_ids
 from .supervised import supervised_loop
 
@@ -45,7 +45,7 @@ def sft_target(sample: Sample) -> str:
 def frozen_vision_encoder(model: torch.nn.Module) -> Iterator[None]:
     """Inside the block, the parameters under a ``visual`` module (the vision encoder and its
     merger) take no gradient; their ``requires_grad`` flags are restored after."""
-    vision = [p for name, p in model.named_parameters() if ".visual." in f".{name}" and p.requires_grad]
+    vision = [p for p in vision_parameters(model) if p.requires_grad]
     for parameter in vision:
         parameter.requires_grad_(False)
     try:

@@ -41,6 +41,12 @@ def get_adapter(model: torch.nn.Module) -> QwenVLAdapter:
     raise ValueError(f"no adapter for model_type {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
 
 
+def vision_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters of the vision encoder and its merger: every parameter under a module
+    named ``visual``, which is where all three families keep them (``model.visual.*``)."""
+    return [parameter for name, parameter in model.named_parameters() if ".visual." in f".{name}"]
+
+
 __all__ = [
     "ADAPTERS",
     "SUPPORTED_MODEL_TYPES",
@@ -50,4 +56,5 @@ __all__ = [
     "QwenVLAdapter",
     "get_adapter",
     "load_local_model",
+    "vision_parameters",
 ]

@@ -48,7 +48,7 @@ from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..data.rollouts import PromptRollout, dump_path, write_rollout_dump
 from ..data.video import DecodedVideo
-from ..models import get_adapter
+from ..models import get_adapter, vision_parameters
 from ..models.generation import generate_completions
 from ..rewards import compute_rewards, load_reward_function
 from .checkpoints import CheckpointMixin
@@ -85,9 +85,8 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         self.reward_functions = {name: load_reward_function(name) for name in args.reward_funcs}
         self.reward_weights = args.reward_weights
         if args.freeze_vision_encoder:  # before the reference copy and the optimizer see the flags
-            for name, parameter in model.named_parameters():
-                if ".visual." in f".{name}":
-                    parameter.requires_grad_(False)
+            for parameter in vision_parameters(model):
+                parameter.requires_grad_(False)
         if ref_model is None and args.beta > 0:
             ref_model = copy.deepcopy(model)
         if ref_model is not None:
