@@ -17,6 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
+
+from ..core.diagnostics import gradient_share
 from ..data.rollouts import RolloutRecord
 from .html import ordered_signals
 from .words import Word, all_words
@@ -274,15 +277,16 @@ def gradient_shares(rollouts: Sequence[RolloutRecord], signals: Sequence[str] | 
     if not rollouts or any(r.gradient_weights is None or r.advantage is None for r in rollouts):
         return None
     signals = dump_signals(rollouts) if signals is None else list(signals)
-    total = 0.0
-    kept = dict.fromkeys(["unselected", *signals], 0.0)
-    for rollout in rollouts:
-        for index, weight in enumerate(rollout.gradient_weights):
-            mass = rollout.advantage**2 * weight
-            total += mass
-            if rollout.selected is not None and rollout.selected[index] == 0:
-                kept["unselected"] += mass
-            for signal in signals:
-                if rollout.signal_masks.get(signal, [False] * (index + 1))[index]:
-                    kept[signal] += mass
-    return {name: (value / total if total > 0 else 0.0) for name, value in kept.items()}
+    length = max(len(r.tokens) for r in rollouts)
+
+    def padded(rows: Iterable[Sequence[Any]], dtype: torch.dtype) -> torch.Tensor:
+        return torch.tensor([list(row) + [0] * (length - len(row)) for row in rows], dtype=dtype)
+
+    completion = padded(([True] * len(r.tokens) for r in rollouts), torch.bool)
+    weights = padded((r.gradient_weights for r in rollouts), torch.float64)
+    advantages = torch.tensor([r.advantage for r in rollouts], dtype=torch.float64)
+    masks = {"unselected": padded(([False] * len(r.tokens) if r.selected is None else [w == 0 for w in r.selected]
+                                   for r in rollouts), torch.bool)}
+    for signal in signals:
+        masks[signal] = padded((r.signal_masks.get(signal, [False] * len(r.tokens)) for r in rollouts), torch.bool)
+    return {name: gradient_share(advantages, weights, mask, completion).item() for name, mask in masks.items()}
