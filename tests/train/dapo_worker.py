@@ -6,31 +6,20 @@ token mean over all of them at the initial weights, and writes its relative diff
 gradient the optimizer received (averaged over processes by DDP) as JSON to VIDEOKTR_DDP_REPORT.
 """
 
-import json
-import os
-import sys
-import warnings
-
 import torch.distributed as dist
 
 from tests.train.step_gradient import StepRecorder, largest_relative_difference, whole_step_gradient
-from videoktr.data.dataset import VideoR1Dataset
-from videoktr.models import load_local_model
-from videoktr.train import load_config
-from videoktr.train.trainer import VideoGRPOTrainer
+from tests.train.workers import finish, trainer_from_argv
 
 
 def main() -> None:
-    warnings.simplefilter("ignore")
-    config = load_config(sys.argv[1:])
-    model, processor = load_local_model(config.model)
-    dataset = VideoR1Dataset(config.dataset, fps=config.fps, min_frames=config.min_frames, max_frames=config.max_frames)
-    trainer = VideoGRPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=processor)
+    _, trainer = trainer_from_argv()
     recorder = StepRecorder(trainer, lengths=[[3, 12], [7, 5]][dist.get_rank()])
     trainer.train()
     rollouts = [rollout for batch in recorder.rollouts for rollout in batch]
     everyone = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, rollouts)
+    report = None
     if dist.get_rank() == 0:
         every_rollout = [rollout for rank in everyone for rollout in rank]
         trainer.args.loss_aggregation = "token_mean"
@@ -40,10 +29,7 @@ def main() -> None:
             "tokens_per_rank": [[int(r.completion_mask.sum()) for r in rank] for rank in everyone],
             "relative_difference": largest_relative_difference(recorder.gradient, reference),
         }
-        with open(os.environ["VIDEOKTR_DDP_REPORT"], "w") as handle:
-            json.dump(report, handle)
-    dist.barrier()
-    trainer.accelerator.end_training()
+    finish(trainer, report)
 
 
 if __name__ == "__main__":

@@ -5,26 +5,14 @@ rank holds the same weights afterwards (gradients were all-reduced), and each ra
 prompts. Rank 0 writes the findings as JSON to the path in VIDEOKTR_DDP_REPORT.
 """
 
-import json
-import os
-import sys
-import warnings
-
 import torch
 import torch.distributed as dist
 
-from videoktr.data.dataset import VideoR1Dataset
-from videoktr.models import load_local_model
-from videoktr.train import load_config
-from videoktr.train.trainer import VideoGRPOTrainer
+from tests.train.workers import finish, trainer_from_argv
 
 
 def main() -> None:
-    warnings.simplefilter("ignore")
-    config = load_config(sys.argv[1:])
-    model, processor = load_local_model(config.model)
-    dataset = VideoR1Dataset(config.dataset, fps=config.fps, min_frames=config.min_frames, max_frames=config.max_frames)
-    trainer = VideoGRPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=processor)
+    config, trainer = trainer_from_argv()
     seen = []
     original = trainer._rollout
 
@@ -43,6 +31,7 @@ def main() -> None:
     dist.all_gather(gathered, weights)
     prompts = [None] * dist.get_world_size()
     dist.all_gather_object(prompts, seen)
+    report = None
     if dist.get_rank() == 0:
         report = {
             "world_size": dist.get_world_size(),
@@ -53,12 +42,7 @@ def main() -> None:
             "global_step": trainer.state.global_step,
             "log_history": trainer.state.log_history,
         }
-        with open(os.environ["VIDEOKTR_DDP_REPORT"], "w") as handle:
-            json.dump(report, handle)
-    # Both ranks leave together and tear the process group down (as videoktr train does): left to
-    # interpreter exit, gloo aborted a rank now and then after the report was written.
-    dist.barrier()
-    trainer.accelerator.end_training()
+    finish(trainer, report)
 
 
 if __name__ == "__main__":
