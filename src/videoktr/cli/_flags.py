@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_flag", "positive_int"]
+__all__ = ["add_flag", "add_task_flag", "positive_int"]
 
 
 def add_flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> argparse.Action:
@@ -24,3 +24,12 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def add_task_flag(parser: argparse.ArgumentParser) -> argparse.Action:
+    """``--task``: which synthetic world (``videoktr.synthetic.TASKS``)."""
+    from videoktr.synthetic import TASKS
+
+    return parser.add_argument("--task", default="standard", choices=list(TASKS),
+                               help="which synthetic world: standard (default; the demo's eight question families) "
+                                    "or a filler task (docs/selection.md)")

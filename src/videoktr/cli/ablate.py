@@ -7,7 +7,7 @@ from pathlib import Path
 
 from videoktr import defaults
 
-from ._flags import add_flag, positive_int
+from ._flags import add_flag, add_task_flag, positive_int
 
 NAME = "ablate"
 HELP = "the paper's ablations on the synthetic world (signals, ratio, hard vs soft), mean ± std over seeds"
@@ -37,15 +37,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "learning_rates", type=float, nargs="+", default=None, metavar="LR",
              help="an RL learning-rate grid: every arm runs each rate, and the table reports each arm at its best "
                   "(default: the demo's rate only)")
-    parser.add_argument("--json", help="also write the results (ablation.json's content) to this file")
+    add_task_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from videoktr.experiments.ablate import ARMS, AblationConfig, run_ablation
+    from videoktr.experiments.policy import DemoConfig
 
     config = AblationConfig(
         output_dir=Path(args.out), seeds=tuple(args.seeds), arms=tuple(args.arms or ARMS), rl_steps=args.rl_steps,
         eval_limit=args.eval_limit, quick=args.quick, learning_rates=tuple(args.learning_rates or ()),
+        demo=DemoConfig(task=args.task),
     )
     run_ablation(config, json_path=args.json)
     return 0

@@ -6,7 +6,7 @@ import argparse
 
 from videoktr import defaults
 
-from ._flags import add_flag
+from ._flags import add_flag, add_task_flag
 
 NAME = "synth"
 HELP = "write the synthetic video world: clips and questions with labelled reasoning traces"
@@ -25,12 +25,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
              help=f"share of rows in test.jsonl (default {defaults.WORLD_TEST_FRACTION})")
     parser.add_argument("--fps", type=float, default=defaults.WORLD_FPS,
                         help=f"frame rate of the clips (default {defaults.WORLD_FPS:g})")
+    add_task_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from videoktr.synthetic import generate_dataset
 
-    summary = generate_dataset(args.out, args.n, args.seed, test_fraction=args.test_fraction, fps=args.fps)
+    summary = generate_dataset(args.out, args.n, args.seed, test_fraction=args.test_fraction, fps=args.fps,
+                               task=args.task)
     for line in summary.lines():
         print(line)
     return 0

@@ -328,10 +328,10 @@ def run_ablation(config: AblationConfig, json_path: str | Path | None = None) ->
     check_settings(out / "settings.json", config.settings())
     demo = config.run_config()
     world_dir = out / "world"
-    print(f"\n== synthesize the demo's video world ({demo.num_rows} clips)", flush=True)
+    print(f"\n== synthesize the demo's video world ({demo.num_rows} clips, task {demo.task})", flush=True)
     start = time.perf_counter()
     generate_dataset(world_dir, demo.num_rows, demo.seed, test_fraction=demo.test_fraction, fps=demo.video_fps,
-                     progress=config.progress)
+                     task=demo.task, progress=config.progress)
     print(f"   done in {time.perf_counter() - start:.1f} s", flush=True)
     checkpoint = out / "warmup"
     meta = _warm_up(config, world_dir, checkpoint)

@@ -185,7 +185,7 @@ def run_demo(config: DemoConfig, json_path: str | Path | None = None) -> dict[st
     warnings.filterwarnings("ignore", category=UserWarning)
 
     timer.run("synthesize the video world", generate_dataset, world_dir, config.num_rows, config.seed,
-              test_fraction=config.test_fraction, fps=config.video_fps)
+              test_fraction=config.test_fraction, fps=config.video_fps, task=config.task)
     train_set, test_set = world_split(world_dir, "train", config), world_split(world_dir, "test", config)
     policy = prepare_policy(config, train_set, timer, eval_set=test_set)
     model, processor = policy.model, policy.processor

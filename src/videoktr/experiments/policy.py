@@ -36,10 +36,12 @@ __all__ = ["DemoConfig", "PreparedPolicy", "StageTimer", "build_policy", "evalua
 
 @dataclass
 class DemoConfig:
-    """Sizes of every stage; the defaults finish in a few minutes on a 2-core CPU."""
+    """Sizes of every stage; the defaults finish in a few minutes on a 2-core CPU. ``task``: which
+    world (``synthetic.TASKS``; ``standard`` is the eight question families)."""
 
     output_dir: Path = Path(defaults.DEMO_OUTPUT_DIR)
     seed: int = 0
+    task: str = "standard"
     num_rows: int = 2000
     test_fraction: float = 0.1
     video_fps: int = 4
@@ -109,7 +111,7 @@ def evaluation_settings(config: DemoConfig, progress: bool | None = None) -> dic
 def build_policy(config: DemoConfig):
     """The demo's untrained policy: a tokenizer trained on the world's text (and the tiny
     models' English corpus), and a Qwen2.5-VL of the config's sizes with random weights."""
-    tokenizer = build_tokenizer(world_corpus() + list(CORPUS), vocab_size=config.vocab_size)
+    tokenizer = build_tokenizer(world_corpus(config.task) + list(CORPUS), vocab_size=config.vocab_size)
     return build_tiny_model(
         "qwen2_5_vl", seed=config.seed, tokenizer=tokenizer, hidden_size=config.hidden_size,
         num_layers=config.num_layers, vision_hidden_size=config.vision_hidden_size,

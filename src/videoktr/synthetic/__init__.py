@@ -18,7 +18,7 @@ training stages live in ``videoktr.experiments``).
 """
 
 from .corpus import world_corpus
-from .families import FAMILIES, Family, QuestionSpec
+from .families import FAMILIES, TASKS, Family, QuestionSpec
 from .labels import (
     ANSWER_LABELS,
     LABELS,
@@ -77,6 +77,7 @@ __all__ = [
     "LETTERS",
     "OPTION_ORDER",
     "QUESTION_KINDS",
+    "TASKS",
     "TEMPORAL_WORDS",
     "VISUAL_WORDS",
     "Family",

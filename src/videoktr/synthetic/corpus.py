@@ -8,6 +8,9 @@ from collections.abc import Iterator
 
 from .families import (
     FAMILIES,
+    FILLER_LENGTH,
+    FILLER_OWN_WORDS,
+    TASKS,
     count_phrase_text,
     listing_text,
     mover_clauses_text,
@@ -52,6 +55,8 @@ def _slot_domains() -> list[tuple[tuple[str, ...], list[tuple[str, ...]]]]:
         "listing": [listing_text(looks) for looks in shapes_1_to_3],
         "order_clauses": order_clauses,
         "mover_clauses": mover_clauses,
+        "filler": [" ".join(words) for vocabulary in (tuple(COLOURS), FILLER_OWN_WORDS)
+                   for words in itertools.product(vocabulary, repeat=FILLER_LENGTH)],
     }
     groups = [((name,), [(value,) for value in values]) for name, values in single.items()]
     groups.append((("direction", "opposite"), [(d, opposite_direction(d)) for d in DIRECTIONS]))
@@ -71,8 +76,9 @@ def _fillings(template: str, groups) -> Iterator[str]:
         yield template.format(**slots)
 
 
-def world_corpus() -> list[str]:
-    """Every text the world can produce, deduplicated and sorted, to train a tokenizer on.
+def world_corpus(task: str = "standard") -> list[str]:
+    """Every text the world of ``task`` (``synthetic.TASKS``) can produce, deduplicated and
+    sorted, to train a tokenizer on.
 
     Holds: each question wording with every value of its slots; every option, bare ("red") and
     labelled ("A. red"); every answer block ("<answer>A</answer>") and the think tags; the
@@ -104,7 +110,9 @@ def world_corpus() -> list[str]:
         texts.add(f"<answer>{letter}</answer>")
         texts.update(f"{letter}. {option}" for option in option_texts)
     texts.update(option_texts)
-    for family in FAMILIES.values():
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    for family in (FAMILIES[name] for name in TASKS[task]):
         for template in family.questions:
             texts.update(_fillings(template, groups))
         for trace in family.traces:

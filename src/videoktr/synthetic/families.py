@@ -16,6 +16,17 @@ the fixed ``OPTION_ORDER``; see there for why):
   the shape that appeared first?"), ``colour_of_mover`` ("What colour is the shape that moves
   left?").
 
+These eight make the ``standard`` task, the demo's world. The other tasks (``TASKS``) each hold
+one visual family, ``colour_of_shape`` whose trace opens with a *filler* sentence ("Maybe blue
+red red green."): four words that neither the video nor the reward decides, labelled
+``neutral``. They exist to test when token selection should matter (``docs/selection.md``):
+
+* ``filler``: the words drawn uniformly, with replacement, from the answer's own vocabulary (the
+  colours), so a policy trained on the traces is as unsure of them as it can be;
+* ``filler_templated``: always the same four colour words: the same vocabulary, no uncertainty;
+* ``filler_own``: drawn uniformly from four words used nowhere else (``FILLER_OWN_WORDS``):
+  uncertain, but sharing nothing with the answer.
+
 Two answers are never correct for one question, and some options can never be right because the
 world never draws them: ``"diamond"`` among the kinds and ``"four"`` among the counts (the world
 has three kinds and at most three shapes; four options are needed). A model can learn that they
@@ -44,9 +55,12 @@ from .scenes import (
 )
 from .world import COLOURS, DIRECTIONS, FRAME_COUNTS, KINDS, Scene, Shape, opposite_direction
 
-__all__ = ["FAMILIES", "Family", "QuestionSpec", "Unsuitable"]
+__all__ = ["FAMILIES", "FILLER_LENGTH", "FILLER_OWN_WORDS", "TASKS", "Family", "QuestionSpec", "Unsuitable"]
 
 OPTION_COUNT = len(LETTERS)
+FILLER_LENGTH = 4  # words in a filler sentence
+FILLER_OWN_WORDS = ("la", "le", "lo", "lu")  # the ``filler_own`` task's vocabulary, used nowhere else
+FILLER_TEMPLATE = "Maybe {filler}."
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,8 @@ class Family:
     traces: tuple[tuple[str, ...], ...]
     sample: Callable[[np.random.Generator], tuple[Scene, dict[str, Any]]]
     build: Callable[[Scene, QuestionSpec, np.random.Generator], tuple[list[str], str, dict]]
+    task: str = "standard"
+    neutral_sentences: tuple[int, ...] = ()
 
 
 # ----------------------------------------------------------------------------- text pieces
@@ -225,6 +241,20 @@ def _build_colour_of_shape(scene, spec, rng):
         "colour": target.colour,
     }
     return list(COLOURS), target.colour, slots
+
+
+def _filler_builder(vocabulary: Sequence[str] | None):
+    """``colour_of_shape``'s build plus the slot ``filler``: ``FILLER_LENGTH`` words drawn
+    uniformly from ``vocabulary`` with the question's own generator (so the clip played
+    backwards keeps them), or, for ``None``, the colours in their fixed order."""
+
+    def build(scene, spec, rng):
+        candidates, answer, slots = _build_colour_of_shape(scene, spec, rng)
+        words = (list(COLOURS) if vocabulary is None
+                 else [vocabulary[int(i)] for i in rng.integers(len(vocabulary), size=FILLER_LENGTH)])
+        return candidates, answer, {**slots, "filler": " ".join(words)}
+
+    return build
 
 
 def _build_shape_of_colour(scene, spec, rng):
@@ -495,4 +525,20 @@ FAMILIES: dict[str, Family] = {
         ),
     )
 }
-assert {family.kind for family in FAMILIES.values()} == set(QUESTION_KINDS)
+_COLOUR_OF_SHAPE = FAMILIES["colour_of_shape"]
+for _task, _vocabulary in (("filler", tuple(COLOURS)), ("filler_templated", None), ("filler_own", FILLER_OWN_WORDS)):
+    FAMILIES[f"colour_of_shape_{_task}"] = Family(
+        name=f"colour_of_shape_{_task}",
+        kind="visual",
+        questions=_COLOUR_OF_SHAPE.questions,
+        traces=((FILLER_TEMPLATE, "The {kind} is {colour}."),),
+        sample=_sample_still,
+        build=_filler_builder(_vocabulary),
+        task=_task,
+        neutral_sentences=(0,),
+    )
+TASKS: dict[str, tuple[str, ...]] = {}
+for _family in FAMILIES.values():
+    TASKS.setdefault(_family.task, ())
+    TASKS[_family.task] += (_family.name,)
+assert {FAMILIES[name].kind for name in TASKS["standard"]} == set(QUESTION_KINDS)

@@ -34,6 +34,7 @@ import numpy as np
 from .families import (
     FAMILIES,
     OPTION_COUNT,
+    TASKS,
     Family,
     QuestionSpec,
     Unsuitable,
@@ -150,8 +151,18 @@ def make_question(scene: Scene, spec: QuestionSpec) -> Question:
     backwards = _backwards_words(family, scene, spec)
     if backwards is not None and len(backwards) != len(words):
         raise AssertionError(f"a trace and its time reversal differ in length: {trace!r}")
+    # Words of a filler sentence are neutral whatever they say: neither the video nor the
+    # reward decides them (rule 2 cannot move them either: the clip played backwards keeps them).
+    neutral = set()
+    start = 0
+    for index, sentence in enumerate(sentences):
+        count = len(sentence.split(" "))
+        if index in family.neutral_sentences:
+            neutral.update(range(start, start + count))
+        start += count
     trace_words = tuple(
-        (word, "temporal" if backwards is not None and backwards[i] != word else label_word(word))
+        (word, "neutral" if i in neutral
+         else "temporal" if backwards is not None and backwards[i] != word else label_word(word))
         for i, word in enumerate(words[:-1])
     ) + ((words[-1], ANSWER_LABELS[family.kind]),)
     return Question(
@@ -169,16 +180,21 @@ def make_question(scene: Scene, spec: QuestionSpec) -> Question:
 
 
 def sample_question(
-    rng: np.random.Generator, kind: str | None = None, family: str | None = None
+    rng: np.random.Generator, kind: str | None = None, family: str | None = None, task: str = "standard"
 ) -> tuple[Scene, Question]:
     """Draw a scene and a question about it: from ``family`` if given, else from a family of
-    ``kind`` (uniformly), else from a uniformly drawn kind. Wordings are drawn uniformly."""
+    ``task`` (``TASKS``) and ``kind`` (uniformly), else from a uniformly drawn kind. Wordings are
+    drawn uniformly."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     if family is None:
         if kind is None:
             kind = str(rng.choice(QUESTION_KINDS))
         if kind not in QUESTION_KINDS:
             raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(QUESTION_KINDS)}")
-        names = [name for name, f in FAMILIES.items() if f.kind == kind]
+        names = [name for name in TASKS[task] if FAMILIES[name].kind == kind]
+        if not names:
+            raise ValueError(f"task {task!r} has no {kind} family")
         family = str(names[int(rng.integers(len(names)))])
     elif family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")

@@ -38,7 +38,7 @@ import av
 import numpy as np
 
 from .. import defaults
-from .families import FAMILIES
+from .families import FAMILIES, TASKS
 from .labels import ANSWER_LABELS, QUESTION_KINDS
 from .questions import question_row, sample_question
 from .world import COLOURS, DIRECTIONS, FRAME_COUNTS, FRAME_SIZE, KINDS, render
@@ -135,22 +135,32 @@ def _check_n(n: object) -> int:
     return int(n)
 
 
-def _row_kind(index: int) -> str:
-    return QUESTION_KINDS[index % len(QUESTION_KINDS)]
+def _row_kind(index: int, task: str) -> str:
+    """Row ``index``'s kind: the kinds in turn, among those the task's families ask."""
+    kinds = [kind for kind in QUESTION_KINDS if any(FAMILIES[name].kind == kind for name in TASKS[task])]
+    return kinds[index % len(kinds)]
 
 
-def generate_rows(n: int, seed: int) -> list[tuple[dict[str, Any], np.ndarray]]:
-    """The first ``n`` rows of world ``seed`` with their rendered frames, nothing written.
+def _check_task(task: object) -> str:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    return str(task)
 
-    Row ``i`` comes from ``default_rng([seed, i])`` and is of kind ``QUESTION_KINDS[i % 3]``.
+
+def generate_rows(n: int, seed: int, task: str = "standard") -> list[tuple[dict[str, Any], np.ndarray]]:
+    """The first ``n`` rows of world ``seed`` of ``task`` with their rendered frames, nothing
+    written.
+
+    Row ``i`` comes from ``default_rng([seed, i])`` and is of the ``i``-th kind in turn (for
+    ``standard``: ``QUESTION_KINDS[i % 3]``).
     """
-    n, seed = _check_n(n), _check_seed(seed)
-    return [_make_row(seed, index) for index in range(n)]
+    n, seed, task = _check_n(n), _check_seed(seed), _check_task(task)
+    return [_make_row(seed, index, task) for index in range(n)]
 
 
-def _make_row(seed: int, index: int) -> tuple[dict[str, Any], np.ndarray]:
+def _make_row(seed: int, index: int, task: str = "standard") -> tuple[dict[str, Any], np.ndarray]:
     rng = np.random.default_rng([seed, index])
-    scene, question = sample_question(rng, kind=_row_kind(index))
+    scene, question = sample_question(rng, kind=_row_kind(index, task), task=task)
     return question_row(question, scene, row_id(seed, index)), render(scene)
 
 
@@ -226,10 +236,12 @@ class SynthSummary:
         ]
 
 
-def _manifest(seed: int, n: int, test_fraction: float, fps: float, counts: dict, families: dict) -> dict:
+def _manifest(seed: int, n: int, test_fraction: float, fps: float, counts: dict, families: dict,
+              task: str) -> dict:
     """``world.json``: how the world was drawn, its vocabulary, and the counts per split."""
     return {
         "generator": "videoktr.synthetic",
+        "task": task,
         "seed": seed,
         "n": n,
         "test_fraction": test_fraction,
@@ -240,7 +252,7 @@ def _manifest(seed: int, n: int, test_fraction: float, fps: float, counts: dict,
         "colours": {name: list(rgb) for name, rgb in COLOURS.items()},
         "kinds": list(KINDS),
         "directions": list(DIRECTIONS),
-        "families": {name: family.kind for name, family in FAMILIES.items()},
+        "families": {name: FAMILIES[name].kind for name in TASKS[task]},
         "answer_labels": dict(ANSWER_LABELS),
         "counts": counts,
         "family_counts": families,
@@ -255,20 +267,24 @@ def generate_dataset(
     test_fraction: float = defaults.WORLD_TEST_FRACTION,
     fps: float = defaults.WORLD_FPS,
     *,
+    task: str = "standard",
     progress: bool | None = None,
 ) -> SynthSummary:
     """Write ``n`` rows of world ``seed`` under ``out_dir``:
 
     * ``videos/<id>.mp4``: one clip per row (``write_video`` at ``fps``);
     * ``train.jsonl`` and ``test.jsonl``: the rows (``question_row``), split by ``split_rows``;
-    * ``world.json``: seed, parameters, the world's vocabulary and the counts per split, kind
-      and family.
+    * ``world.json``: task, seed, parameters, the world's vocabulary and the counts per split,
+      kind and family.
+
+    ``task``: which families the rows come from (``synthetic.TASKS``; ``standard`` is the demo's
+    world).
 
     Existing files of the same names are overwritten; nothing else is removed. ``progress``:
     show a tqdm bar (default: when ``n > 50``). Raises ``ValueError`` for ``n < 1``, a negative
     seed, ``test_fraction`` outside (0, 1) or ``fps <= 0``.
     """
-    n, seed = _check_n(n), _check_seed(seed)
+    n, seed, task = _check_n(n), _check_seed(seed), _check_task(task)
     test_fraction = _check_fraction(test_fraction)
     _check_fps(fps)
     out = Path(out_dir)
@@ -284,7 +300,7 @@ def generate_dataset(
     rows = []
     video_bytes = 0
     for index in indices:
-        row, frames = _make_row(seed, index)
+        row, frames = _make_row(seed, index, task)
         path = write_video(frames, out / row["path"], fps=fps)
         video_bytes += path.stat().st_size
         row["fps"] = fps
@@ -305,10 +321,10 @@ def generate_dataset(
         for split, split_rows_ in splits.items()
     }
     families = {
-        split: {name: sum(r["family"] == name for r in split_rows_) for name in FAMILIES}
+        split: {name: sum(r["family"] == name for r in split_rows_) for name in TASKS[task]}
         for split, split_rows_ in splits.items()
     }
-    world = _manifest(seed, n, test_fraction, fps, counts, families)
+    world = _manifest(seed, n, test_fraction, fps, counts, families, task)
     world_file = out / "world.json"
     world_file.write_text(json.dumps(world, indent=2) + "\n", encoding="utf-8")
     return SynthSummary(
