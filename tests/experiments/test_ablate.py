@@ -195,9 +195,11 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     assert "warm-up (no RL)" in table and "\ngrpo " in table and "\nV+E+T " in table and " ± " in table
     assert all(math.isfinite(r["answer_logprob"]) and r["answer_logprob"] < 0 for r in result["runs"])
     assert result["warmup"]["heldout_before"]["rows"] == 3 and len(result["paired_answer_logprob"]) == 1
+    assert len(result["paired_key_logprob"]) == 1
     assert all([point["step"] for point in r["heldout_curve"]] == [1] for r in result["runs"])  # 1 RL step here
     assert all(r["heldout_curve"][-1]["answer"] == r["answer_logprob"] for r in result["runs"])
-    assert "log p(correct answer | prompt, correct reasoning)" in captured.out
+    assert "log p(correct answer block | prompt, correct reasoning)" in captured.out
+    assert "log p(reasoning's last word + answer block" in captured.out
     [paired] = result["paired"]  # V+E+T against grpo, paired by seed
     assert paired["arm"] == "V+E+T" and paired["seeds"] == [0, 1]
     assert paired["ahead"] + paired["level"] + paired["behind"] == 2

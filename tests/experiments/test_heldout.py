@@ -38,9 +38,24 @@ def test_heldout_logprobs_rise_when_the_policy_learns_the_answer(dataset):
         assert before["answer"] < 0 and before["trace"] < 0
         # the answer block has several tokens: its log-probability is a sum, the trace's a mean
         assert before["answer"] < before["trace"]
+        # key adds the reasoning's last word ("circle.</think>") to the answer block's sum
+        assert before["key"] < before["answer"]
         supervised_warmup(model, processor, dataset, steps=30, learning_rate=3e-3, prompts_per_step=1, progress=False)
         after = heldout_logprobs(model, processor, dataset)
     assert after["answer"] > before["answer"] + 1.0 and after["trace"] > before["trace"] + 1.0
+    assert after["key"] > before["key"] + 1.0
+
+
+def test_the_key_tokens_are_those_of_the_last_word():
+    from videoktr.experiments.heldout import _tokens_and_last_word
+
+    _, processor = build_tiny_model("qwen2_5_vl", seed=0)
+    tokenizer = processor.tokenizer
+    ids, first = _tokens_and_last_word(tokenizer, PROCESS)
+    assert ids == tokenizer.encode(PROCESS, add_special_tokens=False)
+    assert tokenizer.decode(ids[first:]).strip() == "circle.</think>"
+    assert tokenizer.decode(ids[:first]).strip() == "<think>I see a red square first, then a blue"
+    assert _tokens_and_last_word(tokenizer, "word")[1] == 0
 
 
 def test_no_scorable_row_is_an_error(dataset, tmp_path):
@@ -65,5 +80,6 @@ def test_the_curve_is_measured_every_n_steps_and_at_the_last(dataset):
             curve.on_step_end(None, SimpleNamespace(global_step=step, max_steps=5), None)
     assert [point["step"] for point in curve.curve] == [2, 4, 5]
     assert curve.curve[0]["answer"] == curve.curve[-1]["answer"]  # the model did not change
+    assert set(curve.curve[0]) == {"step", "answer", "key", "trace"}
     with pytest.raises(ValueError, match="every"):
         HeldoutCurve(model, processor, dataset, every=0)

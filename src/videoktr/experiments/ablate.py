@@ -84,6 +84,12 @@ ARMS: dict[str, dict[str, Any]] = {
 # warm-up did, in every arm.
 SHARED_OVERRIDES: dict[str, Any] = {"mask_kl": False, "freeze_vision_encoder": True}
 
+# The noise-free held-out metrics of each run (``experiments.heldout``), paired against GRPO.
+LOGPROB_UNITS = {
+    "answer_logprob": "nats: log p(correct answer block | prompt, correct reasoning)",
+    "key_logprob": "nats: log p(reasoning's last word + answer block | prompt, reasoning before it)",
+}
+
 # Points of each run at which the held-out log-probabilities are measured (every rl_steps / this).
 HELDOUT_POINTS = 4
 
@@ -313,7 +319,8 @@ def _run_one(config: AblationConfig, arm: str, learning_rate: float, seed: int, 
         "reward_first": sum(rewards[:window]) / window if rewards else math.nan,
         "reward_last": sum(rewards[-window:]) / window if rewards else math.nan,
         "selected_fraction": sum(selected) / len(selected) if selected else math.nan,
-        "answer_logprob": heldout["answer"], "trace_logprob": heldout["trace"], "heldout_curve": curve.curve,
+        "answer_logprob": heldout["answer"], "key_logprob": heldout["key"], "trace_logprob": heldout["trace"],
+        "heldout_curve": curve.curve,
         "rl_seconds": round(rl_seconds, 2), "eval_seconds": round(eval_seconds, 2), "overrides": ARMS[arm],
     }
 
@@ -385,14 +392,15 @@ def _report(config: AblationConfig, rows: list[dict[str, Any]], meta: dict[str, 
              f"{steps} per run, {meta['eval_questions']} test questions")
     runs_csv, summary_csv = write_csvs(out, wanted, summary, before)
     paired = paired_differences(wanted, config.arms) if "grpo" in config.arms else []
-    paired_answer = ([] if "grpo" not in config.arms or any("answer_logprob" not in row for row in wanted)
-                     else paired_differences(wanted, config.arms, kind="answer_logprob"))
+    paired_logprobs = {kind: paired_differences(wanted, config.arms, kind=kind) for kind in LOGPROB_UNITS
+                       if "grpo" in config.arms and all(kind in row for row in wanted)}
     plot = write_plot(out / "ablation.png", summary, before,
                       title=f"Ablations: {steps}, {len(config.seeds)} seeds, mean ± std")
     result = {
         "settings": config.settings(), "arms": {arm: ARMS[arm] for arm in config.arms}, "seeds": list(config.seeds),
         "before": before, "warmup": meta, "summary": summary, "runs": wanted, "paired": paired,
-        "paired_answer_logprob": paired_answer, "learning_rates": list(config.learning_rates),
+        **{f"paired_{kind}": paired_logprobs.get(kind, []) for kind in LOGPROB_UNITS},
+        "learning_rates": list(config.learning_rates),
         "best_learning_rates": best, "all_runs": [row for row in rows if row["arm"] in config.arms],
         "seconds_this_call": time.perf_counter() - started,
     }
@@ -405,8 +413,8 @@ def _report(config: AblationConfig, rows: list[dict[str, Any]], meta: dict[str, 
     if len(config.learning_rates) > 1:
         print("\nlearning rate per arm (the best of " + ", ".join(f"{lr:g}" for lr in config.learning_rates)
               + " by mean overall accuracy): " + ", ".join(f"{arm} {lr:g}" for arm, lr in best.items()))
-    if paired_answer:
-        print("\n" + format_paired_table(paired_answer, unit="nats: log p(correct answer | prompt, correct reasoning)"))
+    for kind, differences in paired_logprobs.items():
+        print("\n" + format_paired_table(differences, unit=LOGPROB_UNITS[kind]))
     print(f"\nper run: {runs_csv}\nsummary: {summary_csv}\nplot: {plot}\njson: {out / 'ablation.json'}"
           f"\nruns: {out / 'runs.jsonl'} (rerun the same command to resume)")
     return result

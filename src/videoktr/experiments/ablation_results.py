@@ -172,7 +172,7 @@ def format_table(summary: list[dict[str, Any]], before: dict[str, float] | None 
 
 
 RUN_COLUMNS = ("arm", "seed", *KINDS, "eval_questions", "rl_steps", "reward_first", "reward_last",
-               "selected_fraction", "answer_logprob", "trace_logprob", "rl_seconds", "eval_seconds")
+               "selected_fraction", "answer_logprob", "key_logprob", "trace_logprob", "rl_seconds", "eval_seconds")
 SUMMARY_COLUMNS = ("arm", "E", "V", "T", "ratio", "weighting", "n_seeds", "seeds",
                    *(f"{kind}_{stat}" for kind in KINDS for stat in ("mean", "std")))
 

@@ -9,9 +9,13 @@ gives::
 
     trace   = mean over rows of  (1 / n) sum_t log p(y_t)     over all n target tokens
     answer  = mean over rows of  sum_{t in solution} log p(y_t | prompt, process)
+    key     = mean over rows of  sum_{t in last word of process, solution} log p(y_t | prompt, rest of process)
 
 ``answer`` is the log-probability of the correct answer block given the correct reasoning;
-``trace`` that of the whole correct completion, per token.
+``trace`` that of the whole correct completion, per token; ``key`` that of the reasoning's last
+word and the answer block together, given the reasoning before it. Every synthetic trace ends on
+the word that names the answer ("The circle is yellow."), so where the letter follows from that
+word (``answer`` near 0) ``key`` is the one that measures whether the policy reads the video.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ __all__ = ["HeldoutCurve", "heldout_logprobs"]
 @torch.no_grad()
 def heldout_logprobs(model, processor, dataset: VideoR1Dataset, limit: int | None = None,
                      chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> dict[str, float]:
-    """``{"trace": ..., "answer": ..., "rows": n}`` over the first ``limit`` readable rows of
+    """``{"trace": ..., "answer": ..., "key": ..., "rows": n}`` over the first ``limit`` readable rows of
     ``dataset`` that carry a ``process`` (see the module docstring); rows without one, or with
     unreadable media, are left out."""
     adapter = get_adapter(model)
@@ -39,7 +43,7 @@ def heldout_logprobs(model, processor, dataset: VideoR1Dataset, limit: int | Non
     end_of_turn = eos_token_ids(model, processor)[0]
     was_training = model.training
     model.eval()
-    traces, answers = [], []
+    traces, answers, keys = [], [], []
     try:
         for index in range(len(dataset)):
             if limit is not None and len(traces) >= limit:
@@ -48,24 +52,35 @@ def heldout_logprobs(model, processor, dataset: VideoR1Dataset, limit: int | Non
             process = decoded.sample.row.get("process") if decoded is not None else None
             if not isinstance(process, str) or not process.strip():
                 continue
-            reasoning = tokenizer.encode(process.strip(), add_special_tokens=False)
+            reasoning, key_start = _tokens_and_last_word(tokenizer, process.strip())
             answer = tokenizer.encode(decoded.sample.solution.strip(), add_special_tokens=False)
             target = torch.tensor([reasoning + answer + [end_of_turn]], device=adapter.device)
             prompt = adapter.prepare(build_prompt_inputs(processor, decoded.sample, decoded.media))
             logps = adapter.policy_logps(model, prompt, target, chunk_size=chunk_size)[0].float()
             traces.append(logps.mean().item())
             answers.append(logps[len(reasoning) : len(reasoning) + len(answer)].sum().item())
+            keys.append(logps[key_start : len(reasoning) + len(answer)].sum().item())
     finally:
         if was_training:
             model.train()
     if not traces:
         raise ValueError(f"{dataset.dataset_file}: no readable row with a 'process' to score")
-    return {"trace": sum(traces) / len(traces), "answer": sum(answers) / len(answers), "rows": len(traces)}
+    count = len(traces)
+    return {"trace": sum(traces) / count, "answer": sum(answers) / count, "key": sum(keys) / count, "rows": count}
+
+
+def _tokens_and_last_word(tokenizer, text: str) -> tuple[list[int], int]:
+    """``text``'s token ids, and the index of the first token that holds a character of its last
+    space-separated word (0 for a text without spaces)."""
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    start = text.rfind(" ") + 1
+    first = next(i for i, (_, end) in enumerate(encoded["offset_mapping"]) if end > start)
+    return list(encoded["input_ids"]), first
 
 
 class HeldoutCurve(TrainerCallback):
     """Scores the policy with :func:`heldout_logprobs` every ``every`` optimizer steps of a
-    run (and at its last step); ``curve`` holds ``{"step", "answer", "trace"}`` entries."""
+    run (and at its last step); ``curve`` holds ``{"step", "answer", "key", "trace"}`` entries."""
 
     def __init__(self, model, processor, dataset: VideoR1Dataset, every: int, limit: int | None = None) -> None:
         if every < 1:
@@ -77,4 +92,4 @@ class HeldoutCurve(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
             values = heldout_logprobs(self.model, self.processor, self.dataset, limit=self.limit)
-            self.curve.append({"step": state.global_step, "answer": values["answer"], "trace": values["trace"]})
+            self.curve.append({"step": state.global_step, **{name: values[name] for name in ("answer", "key", "trace")}})
