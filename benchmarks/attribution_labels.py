@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print every figure as one JSON object")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    config = DemoConfig(seed=args.seed, progress=False)
+    config = DemoConfig(seed=args.seed, progress=False, task="standard")  # the world with order questions
     world = args.world or Path("attribution_labels_world")
     if not (world / "test.jsonl").exists():
         generate_dataset(world, config.num_rows, config.seed, test_fraction=config.test_fraction,

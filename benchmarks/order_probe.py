@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     from videoktr.models import get_adapter
     from videoktr.synthetic import COLOURS, generate_dataset
 
-    config = DemoConfig(seed=args.seed, progress=False)
+    config = DemoConfig(seed=args.seed, progress=False, task="standard")  # the world with order questions
     if not (args.world / "train.jsonl").exists():
         generate_dataset(args.world, args.rows, args.seed, test_fraction=config.test_fraction,
                          fps=config.video_fps, progress=False)

@@ -20,7 +20,7 @@ def test_scores_a_saved_policy_under_both_rules(tmp_path):
     world = tmp_path / "world"
     generate_dataset(world, 40, 0, test_fraction=0.25, fps=4, progress=False)
     config = DemoConfig(num_rows=40, encoder_pretrain_steps=1, warmup_steps=2, warmup_prompts_per_step=1,
-                        progress=False)
+                        progress=False, task="standard")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         policy = prepare_policy(config, VideoR1Dataset(world / "train.jsonl", fps=4, min_frames=4, max_frames=16))

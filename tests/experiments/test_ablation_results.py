@@ -54,3 +54,21 @@ def test_t_quantiles():
     assert t_quantile_975(1000) == 1.960 and math.isclose(t_quantile_975(120), 1.980)
     with pytest.raises(ValueError):
         t_quantile_975(0)
+
+
+def test_a_world_of_visual_questions_shows_only_the_kinds_it_asks(tmp_path):
+    from videoktr.experiments.ablate import aggregate
+    from videoktr.experiments.ablation_results import asked_kinds, format_table, write_csvs
+
+    rows = [{"arm": "grpo", "seed": seed, "overall": 0.5 + seed / 10, "visual": 0.5 + seed / 10} for seed in (0, 1)]
+    summary = aggregate(rows, ["grpo"])
+    before = {"overall": 0.4, "visual": 0.4}
+    assert asked_kinds(summary, before) == ["overall", "visual"]
+    table = format_table(summary, before)
+    assert "temporal" not in table and "both" not in table and "55.0 ± 7.1" in table
+    runs_csv, summary_csv = write_csvs(tmp_path, rows, summary, before)
+    import csv
+
+    warmup, grpo = list(csv.DictReader(summary_csv.open()))
+    assert warmup["overall_mean"] == "0.4" and warmup["temporal_mean"] == "" and grpo["both_std"] == ""
+    assert [row["temporal"] for row in csv.DictReader(runs_csv.open())] == ["", ""]

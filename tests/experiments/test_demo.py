@@ -44,3 +44,21 @@ def test_demo_command_is_wired(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     assert "--quick" in capsys.readouterr().out
+
+
+def test_each_task_brings_its_own_stage_defaults_and_explicit_values_win():
+    import pytest
+
+    from videoktr.experiments.policy import TASK_DEFAULTS
+
+    filler, standard = DemoConfig(), DemoConfig(task="standard")
+    assert filler.task == "filler" and filler.warmup_teacher_confusion_rate == 0.6
+    assert filler.warmup_teacher_confusions == {"yellow": "green", "blue": "red"}
+    assert (standard.encoder_pretrain_steps, standard.warmup_steps, standard.warmup_teacher_confusion_rate) == (1200, 1000, 0.0)
+    assert filler.encoder_pretrain_steps < standard.encoder_pretrain_steps
+    assert DemoConfig(task="filler_own", warmup_steps=7).warmup_steps == 7
+    # each config holds its own copy of the task's confusions
+    filler.warmup_teacher_confusions["red"] = "blue"
+    assert "red" not in DemoConfig().warmup_teacher_confusions and "red" not in TASK_DEFAULTS["filler"]["warmup_teacher_confusions"]
+    with pytest.raises(ValueError, match="unknown task 'noise'"):
+        DemoConfig(task="noise")

@@ -26,10 +26,11 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_task_flag(parser: argparse.ArgumentParser) -> argparse.Action:
+def add_task_flag(parser: argparse.ArgumentParser, default: str) -> argparse.Action:
     """``--task``: which synthetic world (``videoktr.synthetic.TASKS``)."""
     from videoktr.synthetic import TASKS
 
-    return parser.add_argument("--task", default="standard", choices=list(TASKS),
-                               help="which synthetic world: standard (default; the demo's eight question families) "
-                                    "or a filler task (docs/selection.md)")
+    return parser.add_argument("--task", default=default, choices=list(TASKS),
+                               help=f"which synthetic world (default {default}): filler (colour questions whose "
+                                    "traces open with filler words; the demo's), its controls filler_templated and "
+                                    "filler_own, or standard (eight question families). docs/selection.md")

@@ -37,7 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "learning_rates", type=float, nargs="+", default=None, metavar="LR",
              help="an RL learning-rate grid: every arm runs each rate, and the table reports each arm at its best "
                   "(default: the demo's rate only)")
-    add_task_flag(parser)
+    add_task_flag(parser, "filler")
+    parser.add_argument("--json", help="also write the results (ablation.json's content) to this file")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
              help=f"share of rows in test.jsonl (default {defaults.WORLD_TEST_FRACTION})")
     parser.add_argument("--fps", type=float, default=defaults.WORLD_FPS,
                         help=f"frame rate of the clips (default {defaults.WORLD_FPS:g})")
-    add_task_flag(parser)
+    add_task_flag(parser, "standard")
 
 
 def run(args: argparse.Namespace) -> int:

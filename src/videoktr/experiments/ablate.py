@@ -49,7 +49,14 @@ from .ablation_results import (
 )
 from .demo import accuracy_by_kind
 from .heldout import HeldoutCurve, heldout_logprobs
-from .policy import DemoConfig, evaluation_settings, prepare_policy, train_rl, world_split
+from .policy import (
+    SHARED_OVERRIDES,
+    DemoConfig,
+    evaluation_settings,
+    prepare_policy,
+    train_rl,
+    world_split,
+)
 
 __all__ = ["ARMS", "QUICK_EVAL_LIMIT", "QUICK_RL_PROMPTS", "RUN_COLUMNS", "AblationConfig", "AblationError",
            "aggregate", "arm_description", "best_learning_rates", "format_table", "pending_runs", "read_rows", "run_ablation",
@@ -78,11 +85,6 @@ ARMS: dict[str, dict[str, Any]] = {
     "V+E+T:soft": _ktr(SIGNALS, weighting="sigmoid"),
 }
 
-# Trainer keys every arm shares, so that arms differ only in their token selection: the KL term
-# covers every completion token in every arm (GRPO's mask is every token; a key-token mask on
-# the KL would also change the regulariser), and RL leaves the vision encoder frozen, as the
-# warm-up did, in every arm.
-SHARED_OVERRIDES: dict[str, Any] = {"mask_kl": False, "freeze_vision_encoder": True}
 
 # The noise-free held-out metrics of each run (``experiments.heldout``), paired against GRPO.
 LOGPROB_UNITS = {
@@ -226,7 +228,8 @@ def aggregate(rows: list[dict[str, Any]], arms: list[str] | tuple[str, ...],
             continue
         entry: dict[str, Any] = {"arm": arm, **arm_description(arm), "seeds": sorted(row["seed"] for row in runs)}
         for kind in KINDS:
-            entry[f"{kind}_mean"], entry[f"{kind}_std"] = mean_std([float(row[kind]) for row in runs])
+            if all(kind in row for row in runs):
+                entry[f"{kind}_mean"], entry[f"{kind}_std"] = mean_std([float(row[kind]) for row in runs])
         summary.append(entry)
     return summary
 
@@ -250,7 +253,7 @@ def _quiet_hub_bars():
 
 def _accuracies(summary) -> dict[str, float]:
     values = accuracy_by_kind(summary)
-    return {kind: float(values.get(kind, 0.0)) for kind in KINDS}
+    return {kind: float(values[kind]) for kind in KINDS if kind in values}  # kinds the test split asks
 
 
 def _warm_up(config: AblationConfig, world_dir: Path, checkpoint: Path) -> dict[str, Any]:
@@ -303,7 +306,7 @@ def _run_one(config: AblationConfig, arm: str, learning_rate: float, seed: int, 
     curve = HeldoutCurve(model, processor, test_set, every=max(config.rl_steps // HELDOUT_POINTS, 1),
                          limit=demo.eval_limit)
     start = time.perf_counter()
-    rl_logs = train_rl(model, processor, train_set, demo, overrides={**SHARED_OVERRIDES, **ARMS[arm]}, seed=seed,
+    rl_logs = train_rl(model, processor, train_set, demo, overrides=ARMS[arm], seed=seed,
                        output_dir=run_dir / "rl", label=f"{arm} seed {seed}", leave=False, callbacks=[curve])
     rl_seconds = time.perf_counter() - start
     start = time.perf_counter()

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..analysis.plots import grouped_bar_chart
 
-__all__ = ["BEFORE_ARM", "KINDS", "AblationError", "append_row", "check_settings", "format_paired_table",
+__all__ = ["BEFORE_ARM", "KINDS", "AblationError", "append_row", "asked_kinds", "check_settings", "format_paired_table",
            "format_table", "mean_std", "paired_differences", "read_rows", "t_quantile_975", "write_csvs",
            "write_plot"]
 
@@ -152,21 +152,29 @@ def _cell(mean: float, std: float | None) -> str:
     return f"{100 * mean:.1f}" if std is None else f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
+def asked_kinds(summary: list[dict[str, Any]], before: dict[str, float] | None = None) -> list[str]:
+    """The question kinds of ``KINDS`` that every arm (and the warm-up row) has a figure for: a
+    filler task asks only visual questions."""
+    return [kind for kind in KINDS if all(f"{kind}_mean" in entry for entry in summary)
+            and (before is None or kind in before)]
+
+
 def format_table(summary: list[dict[str, Any]], before: dict[str, float] | None = None, title: str = "") -> str:
     """Rows: the warm-up checkpoint, then the arms; columns: the method (E V T, ratio,
-    weighting), the number of seeds, and test accuracy (%) mean ± std per question kind."""
+    weighting), the number of seeds, and test accuracy (%) mean ± std per question kind asked."""
+    kinds = asked_kinds(summary, before)
     header = f"{'arm':<16}{'E':>2}{'V':>2}{'T':>2}{'ratio':>7}  {'weighting':<10}{'seeds':>5}" + "".join(
-        f"{kind:>14}" for kind in KINDS
+        f"{kind:>14}" for kind in kinds
     )
     lines = [title, "", header, "-" * len(header)] if title else [header, "-" * len(header)]
     if before is not None:
         lines.append(f"{BEFORE_ARM:<16}{'':>6}{'':>7}  {'':<10}{'-':>5}"
-                     + "".join(f"{_cell(before[kind], None):>14}" for kind in KINDS))
+                     + "".join(f"{_cell(before[kind], None):>14}" for kind in kinds))
     for entry in summary:
         lines.append(
             f"{entry['arm']:<16}{entry['E'] or '-':>2}{entry['V'] or '-':>2}{entry['T'] or '-':>2}{entry['ratio']:>7}  "
             f"{entry['weighting']:<10}{len(entry['seeds']):>5}"
-            + "".join(f"{_cell(entry[f'{kind}_mean'], entry[f'{kind}_std']):>14}" for kind in KINDS)
+            + "".join(f"{_cell(entry[f'{kind}_mean'], entry[f'{kind}_std']):>14}" for kind in kinds)
         )
     return "\n".join(lines)
 
@@ -188,11 +196,11 @@ def write_csvs(directory: Path, rows: list[dict[str, Any]], summary: list[dict[s
         for row in rows:
             writer.writerow(row)
     with summary_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS, restval="")
         writer.writeheader()
         if before is not None:
             writer.writerow({"arm": BEFORE_ARM, "n_seeds": 0, "seeds": "",
-                             **{f"{k}_mean": before[k] for k in KINDS}, **{f"{k}_std": "" for k in KINDS}})
+                             **{f"{k}_mean": before[k] for k in KINDS if k in before}, **{f"{k}_std": "" for k in KINDS}})
         for entry in summary:
             writer.writerow({**{k: v for k, v in entry.items() if k != "seeds"}, "n_seeds": len(entry["seeds"]),
                              "seeds": " ".join(map(str, entry["seeds"]))})
@@ -203,13 +211,14 @@ def write_plot(path: Path, summary: list[dict[str, Any]], before: dict[str, floa
                title: str = "") -> Path:
     """Grouped bars: one group per arm (the warm-up checkpoint first), one bar per question
     kind, error bars one std over seeds."""
-    groups = ([(BEFORE_ARM.replace(" (", "\n("), {k: before[k] for k in KINDS}, {k: math.nan for k in KINDS})]
+    kinds = asked_kinds(summary, before)
+    groups = ([(BEFORE_ARM.replace(" (", "\n("), {k: before[k] for k in kinds}, {k: math.nan for k in kinds})]
               if before is not None else [])
-    groups += [(entry["arm"], {k: entry[f"{k}_mean"] for k in KINDS}, {k: entry[f"{k}_std"] for k in KINDS})
+    groups += [(entry["arm"], {k: entry[f"{k}_mean"] for k in kinds}, {k: entry[f"{k}_std"] for k in kinds})
                for entry in summary]
     return grouped_bar_chart(
         path, [name for name, _, _ in groups],
-        {kind: [100 * means[kind] for _, means, _ in groups] for kind in KINDS}, "test accuracy (%)",
+        {kind: [100 * means[kind] for _, means, _ in groups] for kind in kinds}, "test accuracy (%)",
         title or "Ablations: mean ± std over seeds",
-        errors={kind: [100 * stds[kind] for _, _, stds in groups] for kind in KINDS}, room_for_legend=True,
+        errors={kind: [100 * stds[kind] for _, _, stds in groups] for kind in kinds}, room_for_legend=True,
     )

@@ -170,8 +170,11 @@ def format_summary(summary: dict) -> str:
               f"{'attribution (reference traces)':<34}{'precision':>10}{'random':>8}{'recall':>8}{'random':>8}"]
     for signal, label in (("visual", "visual"), ("temporal", "temporal"), ("entropy", "visual"), ("entropy", "temporal")):
         q = summary["attribution"][signal][label]
-        lines.append(f"  {signal + ' top ' + str(int(summary['config']['ktr_ratio'] * 100)) + '% on ' + label:<32}"
-                     f"{q['precision']:>10.2f}{q['random_precision']:>8.2f}{q['recall']:>8.2f}{q['random_recall']:>8.2f}")
+        name = f"  {signal + ' top ' + str(int(summary['config']['ktr_ratio'] * 100)) + '% on ' + label:<32}"
+        if not q.get("labelled_tokens", 1):  # e.g. the filler tasks' still clips: nothing the order decides
+            lines.append(f"{name}  no {label}-labelled tokens in these traces")
+            continue
+        lines.append(f"{name}{q['precision']:>10.2f}{q['random_precision']:>8.2f}{q['recall']:>8.2f}{q['random_recall']:>8.2f}")
     lines += ["", "time: " + ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds"].items())]
     return "\n".join(lines)
 

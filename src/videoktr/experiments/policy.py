@@ -23,25 +23,49 @@ import torch
 from .. import defaults
 from ..data.dataset import VideoR1Dataset
 from ..models.tiny import CORPUS, build_tiny_model, build_tokenizer
-from ..synthetic import world_corpus
+from ..synthetic import TASKS, world_corpus
 from ..train.config import KtrRatio, load_config
 from ..train.trainer import VideoGRPOTrainer
 from .encoder import pretrain_vision_encoder
 from .order import first_appearance_accuracy, first_colour_weights, pretrain_first_appearance
-from .warmup import supervised_warmup
+from .warmup import answer_word_weights, combined_token_weights, confused_teacher, supervised_warmup
 
-__all__ = ["DemoConfig", "PreparedPolicy", "StageTimer", "build_policy", "evaluation_settings", "prepare_policy",
+__all__ = ["SHARED_OVERRIDES", "DemoConfig", "PreparedPolicy", "StageTimer", "build_policy", "evaluation_settings", "prepare_policy",
            "train_rl", "world_split"]
+
+
+# Trainer keys the demo's RL and every arm of ``videoktr ablate`` share, so that arms differ only in
+# their token selection: the KL term covers every completion token in every arm (GRPO's mask is
+# every token; a key-token mask on the KL would also change the regulariser), and RL leaves the
+# vision encoder frozen, as the warm-up did. The demo's run is the ablation's V+E+T arm.
+SHARED_OVERRIDES: dict[str, Any] = {"mask_kl": False, "freeze_vision_encoder": True}
+
+# Each world's defaults for the DemoConfig fields left at None. The filler tasks (single shapes,
+# one colour to read) need shorter encoder and warm-up stages than the standard world; their
+# warm-up teacher (``warmup.confused_teacher``) says green for 60% of the yellow shapes and red
+# for 60% of the blue ones, so that RL has headroom it can reach (docs/selection.md). The
+# standard world's teacher is exact.
+FILLER_TASK_DEFAULTS: dict[str, Any] = {
+    "encoder_pretrain_steps": 600, "warmup_steps": 500,
+    "warmup_teacher_confusions": {"yellow": "green", "blue": "red"}, "warmup_teacher_confusion_rate": 0.6,
+}
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "standard": {"encoder_pretrain_steps": 1200, "warmup_steps": 1000, "warmup_teacher_confusions": {},
+                 "warmup_teacher_confusion_rate": 0.0},
+    **{task: FILLER_TASK_DEFAULTS for task in TASKS if task != "standard"},
+}
 
 
 @dataclass
 class DemoConfig:
     """Sizes of every stage; the defaults finish in a few minutes on a 2-core CPU. ``task``: which
-    world (``synthetic.TASKS``; ``standard`` is the eight question families)."""
+    world (``synthetic.TASKS``): ``filler`` (the default: one colour question per single-shape
+    clip, the warm-up's teacher confused on two colours, see ``docs/selection.md``) or
+    ``standard`` (the eight question families, an exact teacher)."""
 
     output_dir: Path = Path(defaults.DEMO_OUTPUT_DIR)
     seed: int = 0
-    task: str = "standard"
+    task: str = "filler"
     num_rows: int = 2000
     test_fraction: float = 0.1
     video_fps: int = 4
@@ -49,15 +73,18 @@ class DemoConfig:
     num_layers: int = 2
     vision_hidden_size: int = 64
     vocab_size: int = 640
-    encoder_pretrain_steps: int = 1200
+    encoder_pretrain_steps: int | None = None  # None: the task's (TASK_DEFAULTS)
     encoder_pretrain_learning_rate: float = 3e-3
     order_pretrain_steps: int = 0
     order_pretrain_learning_rate: float = 5e-4
-    warmup_steps: int = 1000
+    warmup_steps: int | None = None
     warmup_prompts_per_step: int = 4
     warmup_learning_rate: float = 2e-3
     warmup_freeze_vision_encoder: bool = True
     warmup_first_colour_weight: float = 10.0
+    warmup_answer_word_weight: float = 1.0
+    warmup_teacher_confusions: dict[str, str] | None = None
+    warmup_teacher_confusion_rate: float | None = None
     rl_steps: int = 100
     rl_prompts_per_step: int = 4
     num_generations: int = 8
@@ -68,12 +95,19 @@ class DemoConfig:
     attribution_limit: int = 60
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
+        for name, value in TASK_DEFAULTS[self.task].items():
+            if getattr(self, name) is None:
+                setattr(self, name, dict(value) if isinstance(value, dict) else value)
+
     @classmethod
-    def quick(cls, output_dir: Path = Path(defaults.DEMO_OUTPUT_DIR), seed: int = 0) -> DemoConfig:
+    def quick(cls, output_dir: Path = Path(defaults.DEMO_OUTPUT_DIR), seed: int = 0, **overrides: Any) -> DemoConfig:
         """``videoktr demo --quick``: every stage, much smaller, in well under a minute (a smoke
         test: its figures mean nothing)."""
-        return cls(output_dir=Path(output_dir), seed=seed, num_rows=90, encoder_pretrain_steps=20, warmup_steps=40,
-                   rl_steps=8, eval_limit=18, attribution_limit=12)
+        return cls(**{**dict(output_dir=Path(output_dir), seed=seed, num_rows=90, encoder_pretrain_steps=20,
+                             warmup_steps=40, rl_steps=8, eval_limit=18, attribution_limit=12), **overrides})
 
 
 @dataclass
@@ -170,12 +204,17 @@ def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTi
                           processor, train_set, steps=config.order_pretrain_steps,
                           learning_rate=config.order_pretrain_learning_rate, seed=config.seed, eval_dataset=eval_set,
                           progress=config.progress)
-    weights = (first_colour_weights(processor.tokenizer, config.warmup_first_colour_weight)
-               if config.warmup_first_colour_weight != 1 else None)
+    weights = combined_token_weights(
+        *([first_colour_weights(processor.tokenizer, config.warmup_first_colour_weight)]
+          if config.warmup_first_colour_weight != 1 else []),
+        *([answer_word_weights(processor.tokenizer, config.warmup_answer_word_weight)]
+          if config.warmup_answer_word_weight != 1 else []))
     warmup = timer.run("supervised warm-up on reasoning traces", supervised_warmup, model, processor, train_set,
                        steps=config.warmup_steps, learning_rate=config.warmup_learning_rate,
                        prompts_per_step=config.warmup_prompts_per_step, seed=config.seed, progress=config.progress,
-                       freeze_vision_encoder=config.warmup_freeze_vision_encoder, token_weights=weights)
+                       freeze_vision_encoder=config.warmup_freeze_vision_encoder, token_weights=weights,
+                       target_text=confused_teacher(config.warmup_teacher_confusions,
+                                                    config.warmup_teacher_confusion_rate))
     first_colour = first_appearance_accuracy(model, processor, eval_set) if eval_set is not None else None
     return PreparedPolicy(model, processor, warmup, encoder, order, first_colour)
 
@@ -183,9 +222,9 @@ def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTi
 def train_rl(model, processor, dataset: VideoR1Dataset, config: DemoConfig, overrides: dict | None = None,
              seed: int | None = None, output_dir: Path | None = None, label: str = "video_ktr",
              leave: bool = True, callbacks: list | None = None) -> list[dict[str, Any]]:
-    """RL with the ``video_ktr`` preset at the demo's sizes; ``overrides`` (typed trainer config
-    keys) change the method, e.g. ``{"token_selection": "none"}`` for vanilla GRPO (``videoktr
-    ablate``'s arms). Returns the log entries of the RL steps."""
+    """RL with the ``video_ktr`` preset at the demo's sizes and ``SHARED_OVERRIDES``; ``overrides``
+    (typed trainer config keys) change the method, e.g. ``{"token_selection": "none"}`` for
+    vanilla GRPO (``videoktr ablate``'s arms). Returns the log entries of the RL steps."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from ..train.callbacks import CompactProgressCallback
@@ -200,7 +239,7 @@ def train_rl(model, processor, dataset: VideoR1Dataset, config: DemoConfig, over
         rollout_dump_steps=max(config.rl_steps // 3, 1), disable_tqdm=not config.progress,
         use_cpu=not torch.cuda.is_available(), lr_scheduler_type="constant",
     )
-    overrides = dict(overrides or {})
+    overrides = {**SHARED_OVERRIDES, **(overrides or {})}
     if overrides.get("token_selection", "ktr") != "none":  # vanilla GRPO selects nothing: no ratio
         values["ktr_ratio"] = config.ktr_ratio
     args = load_config(**{**values, **overrides})

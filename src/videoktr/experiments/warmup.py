@@ -13,7 +13,8 @@ computed by the same adapter pass as GRPO's (video encoded once, chunked ``lm_he
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
@@ -55,6 +56,87 @@ def frozen_vision_encoder(model: torch.nn.Module) -> Iterator[None]:
             parameter.requires_grad_(True)
 
 
+def confused_teacher(confusions: Mapping[str, str], rate: float) -> Callable[[Sample], str]:
+    """A warm-up target with a teacher's systematic errors, in place of ``sft_target``: in the
+    share ``rate`` of the rows whose reasoning ends on a word of ``confusions`` (the word that
+    names the answer, "yellow" in "The circle is yellow.</think>"), that word becomes
+    ``confusions[word]`` and the answer letter the option naming it; every other target is
+    ``sft_target``'s. Which rows is fixed by a hash of the row's id (or problem), so the teacher
+    is wrong about the same rows at every pass.
+
+    Why: supervised data distilled from a weaker model carries such errors, and an outcome reward
+    can correct them where more of the same supervision cannot. The demo's RL stage has
+    reachable headroom only when the warm-up leaves the video-decided word wrong often, on clips
+    the encoder reads (``docs/selection.md``)."""
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+
+    def target(sample: Sample) -> str:
+        text = sft_target(sample)
+        process_end = text.find("</think>")
+        start = text.rfind(" ", 0, max(process_end, 0)) + 1
+        end = start
+        while end < process_end and text[end].isalnum():
+            end += 1
+        word = text[start:end]
+        options = [str(option).split(". ", 1)[-1] for option in sample.row.get("options") or []]
+        key = str(sample.row.get("id", sample.row.get("problem", ""))).encode()
+        if process_end < 0 or word not in confusions or zlib.crc32(key) / 2**32 >= rate:
+            return text
+        wrong = confusions[word]
+        if wrong not in options:
+            return text
+        letter = "ABCDEFGHIJ"[options.index(wrong)]
+        return text[:start] + wrong + text[end:process_end] + f"</think><answer>{letter}</answer>"
+
+    return target
+
+
+def answer_word_weights(tokenizer, weight: float) -> Callable[[Sample, list[int]], list[float] | None]:
+    """``token_weights`` for ``supervised_warmup``: ``weight`` on the tokens of the reasoning's
+    last word (its letters: the word that names the answer, "yellow" in "The circle is
+    yellow.</think>"), 1 elsewhere; None (all 1) for a target without ``</think>`` or one the
+    warm-up tokenizes differently. Why: a weight below 1 leaves the policy unsure of exactly the
+    word the video decides while it learns everything else, the headroom an RL demo needs
+    (``docs/selection.md``)."""
+
+    def weights(sample: Sample, target: list[int]) -> list[float] | None:
+        text = sft_target(sample)
+        process_end = text.find("</think>")
+        if process_end < 0:
+            return None
+        start = end = text.rfind(" ", 0, process_end) + 1
+        while end < process_end and text[end].isalnum():
+            end += 1
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if list(encoded["input_ids"]) != target[: len(encoded["input_ids"])]:
+            return None
+        values = [1.0] * len(target)
+        for index, (first, last) in enumerate(encoded["offset_mapping"]):
+            if first < end and last > start:
+                values[index] = float(weight)
+        return values
+
+    return weights
+
+
+def combined_token_weights(*functions) -> Callable[[Sample, list[int]], list[float] | None] | None:
+    """One ``token_weights`` from several: the product of the weights each gives (one that gives
+    None counts as all 1); None when no function is given."""
+    if not functions:
+        return None
+
+    def weights(sample: Sample, target: list[int]) -> list[float] | None:
+        result = None
+        for function in functions:
+            values = function(sample, target)
+            if values is not None:
+                result = values if result is None else [a * b for a, b in zip(result, values, strict=True)]
+        return result
+
+    return weights
+
+
 @dataclass
 class WarmupResult:
     """Per-step mean token NLL, and how many samples were skipped for unreadable media."""
@@ -78,6 +160,7 @@ def supervised_warmup(
     max_grad_norm: float | None = 1.0,
     freeze_vision_encoder: bool = False,
     token_weights: Callable[[Sample, list[int]], list[float] | None] | None = None,
+    target_text: Callable[[Sample], str] = sft_target,
 ) -> WarmupResult:
     """Teacher-force ``steps`` AdamW updates of ``prompts_per_step`` rows each (cycling
     through a seeded shuffle of the dataset; decoded media are cached, since the warm-up sees
@@ -87,7 +170,8 @@ def supervised_warmup(
     ``freeze_vision_encoder``: train only the language model (``frozen_vision_encoder``). The
     demo does, so that the skills of its earlier stages survive the warm-up's larger steps.
     ``token_weights(sample, target_ids)``: a weight per target token (or None: all 1); the loss
-    of a row is then the weighted mean NLL, sum(w * nll) / sum(w)."""
+    of a row is then the weighted mean NLL, sum(w * nll) / sum(w). ``target_text(sample)``: the
+    text a row teaches (default ``sft_target``; ``confused_teacher`` for a teacher with errors)."""
     if steps < 1 or prompts_per_step < 1:
         raise ValueError(f"steps and prompts_per_step must be positive, got {steps} and {prompts_per_step}")
     if len(dataset) == 0:
@@ -103,7 +187,7 @@ def supervised_warmup(
             result.skipped += 1
             return None
         inputs = build_prompt_inputs(processor, decoded.sample, decoded.media, max_pixels)
-        target = tokenizer.encode(sft_target(decoded.sample), add_special_tokens=False) + [end_of_turn]
+        target = tokenizer.encode(target_text(decoded.sample), add_special_tokens=False) + [end_of_turn]
         weights = token_weights(decoded.sample, target) if token_weights is not None else None
         if weights is None:
             weights = [1.0] * len(target)

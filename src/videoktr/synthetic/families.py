@@ -16,10 +16,10 @@ the fixed ``OPTION_ORDER``; see there for why):
   the shape that appeared first?"), ``colour_of_mover`` ("What colour is the shape that moves
   left?").
 
-These eight make the ``standard`` task, the demo's world. The other tasks (``TASKS``) each hold
-one visual family, ``colour_of_shape`` whose trace opens with a *filler* sentence ("Maybe blue
-red red green."): four words that neither the video nor the reward decides, labelled
-``neutral``. They exist to test when token selection should matter (``docs/selection.md``):
+These eight make the ``standard`` task. The other tasks (``TASKS``) each hold one visual family,
+``colour_of_shape`` about a clip of a single shape (its colour is the one thing to read, and the
+demo's encoder reads it), whose trace opens with a *filler* sentence ("Maybe blue red red
+green."): four words that neither the video nor the reward decides, labelled ``neutral``. They exist to test when token selection should matter (``docs/selection.md``):
 
 * ``filler``: the words drawn uniformly, with replacement, from the answer's own vocabulary (the
   colours), so a policy trained on the traces is as unsure of them as it can be;
@@ -362,6 +362,10 @@ def _sample_still(rng):
     return scene, {"target": int(rng.integers(len(scene.shapes)))}
 
 
+def _sample_single(rng):
+    return sample_still_scene(rng, num_shapes=1), {"target": 0}
+
+
 def _sample_count(rng):
     return sample_still_scene(rng), {}
 
@@ -532,7 +536,7 @@ for _task, _vocabulary in (("filler", tuple(COLOURS)), ("filler_templated", None
         kind="visual",
         questions=_COLOUR_OF_SHAPE.questions,
         traces=((FILLER_TEMPLATE, "The {kind} is {colour}."),),
-        sample=_sample_still,
+        sample=_sample_single,
         build=_filler_builder(_vocabulary),
         task=_task,
         neutral_sentences=(0,),
