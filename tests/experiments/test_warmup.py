@@ -102,35 +102,6 @@ def test_token_weights_make_the_loss_a_weighted_mean(trace_dataset):
                           token_weights=lambda sample, ids: [1.0])
 
 
-def test_answer_word_weights_mark_the_letters_of_the_reasoning_last_word(trace_dataset):
-    from videoktr.experiments.warmup import answer_word_weights
-
-    _, processor = build_tiny_model("qwen2_5_vl", seed=0)
-    tokenizer = processor.tokenizer
-    weights = answer_word_weights(tokenizer, 0.1)
-    sample = trace_dataset.decode(0).sample
-    target = tokenizer.encode(TRACE, add_special_tokens=False) + [0]  # end of turn appended, as the warm-up does
-    values = weights(sample, target)
-    light = [i for i, value in enumerate(values) if value != 1.0]
-    assert light and all(values[i] == 0.1 for i in light)
-    # the word "circle", not its full stop or the tags after it
-    assert tokenizer.decode([target[i] for i in light]).strip() == "circle"
-    assert weights(sample, [target[0] + 1, *target[1:]]) is None  # tokenized otherwise: left at 1
-    bare = type(sample)(**{**sample.__dict__, "row": {**sample.row, "trace": "<answer>A</answer>"}})
-    assert weights(bare, tokenizer.encode("<answer>A</answer>", add_special_tokens=False)) is None
-
-
-def test_combined_token_weights_multiply():
-    from videoktr.experiments.warmup import combined_token_weights
-
-    double = lambda sample, ids: [2.0] * len(ids)  # noqa: E731
-    nothing = lambda sample, ids: None  # noqa: E731
-    ramp = lambda sample, ids: [float(i) for i in range(len(ids))]  # noqa: E731
-    assert combined_token_weights() is None
-    assert combined_token_weights(double, nothing, ramp)(None, [5, 6, 7]) == [0.0, 2.0, 4.0]
-    assert combined_token_weights(nothing)(None, [5]) is None
-
-
 def test_confused_teacher_swaps_the_answer_word_and_letter_in_a_fixed_share_of_rows():
     from types import SimpleNamespace
 

@@ -28,7 +28,7 @@ from ..train.config import KtrRatio, load_config
 from ..train.trainer import VideoGRPOTrainer
 from .encoder import pretrain_vision_encoder
 from .order import first_appearance_accuracy, first_colour_weights, pretrain_first_appearance
-from .warmup import answer_word_weights, combined_token_weights, confused_teacher, supervised_warmup
+from .warmup import confused_teacher, supervised_warmup
 
 __all__ = ["SHARED_OVERRIDES", "DemoConfig", "PreparedPolicy", "StageTimer", "build_policy", "evaluation_settings", "prepare_policy",
            "train_rl", "world_split"]
@@ -82,7 +82,6 @@ class DemoConfig:
     warmup_learning_rate: float = 2e-3
     warmup_freeze_vision_encoder: bool = True
     warmup_first_colour_weight: float = 10.0
-    warmup_answer_word_weight: float = 1.0
     warmup_teacher_confusions: dict[str, str] | None = None
     warmup_teacher_confusion_rate: float | None = None
     rl_steps: int = 100
@@ -204,11 +203,8 @@ def prepare_policy(config: DemoConfig, train_set: VideoR1Dataset, timer: StageTi
                           processor, train_set, steps=config.order_pretrain_steps,
                           learning_rate=config.order_pretrain_learning_rate, seed=config.seed, eval_dataset=eval_set,
                           progress=config.progress)
-    weights = combined_token_weights(
-        *([first_colour_weights(processor.tokenizer, config.warmup_first_colour_weight)]
-          if config.warmup_first_colour_weight != 1 else []),
-        *([answer_word_weights(processor.tokenizer, config.warmup_answer_word_weight)]
-          if config.warmup_answer_word_weight != 1 else []))
+    weights = (first_colour_weights(processor.tokenizer, config.warmup_first_colour_weight)
+               if config.warmup_first_colour_weight != 1 else None)
     warmup = timer.run("supervised warm-up on reasoning traces", supervised_warmup, model, processor, train_set,
                        steps=config.warmup_steps, learning_rate=config.warmup_learning_rate,
                        prompts_per_step=config.warmup_prompts_per_step, seed=config.seed, progress=config.progress,

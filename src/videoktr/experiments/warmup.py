@@ -74,14 +74,15 @@ def confused_teacher(confusions: Mapping[str, str], rate: float) -> Callable[[Sa
     def target(sample: Sample) -> str:
         text = sft_target(sample)
         process_end = text.find("</think>")
-        start = text.rfind(" ", 0, max(process_end, 0)) + 1
-        end = start
-        while end < process_end and text[end].isalnum():
+        if process_end < 0:
+            return text
+        start = end = text.rfind(" ", 0, process_end) + 1
+        while end < process_end and text[end].isalnum():  # the word's letters, not its full stop
             end += 1
         word = text[start:end]
         options = [str(option).split(". ", 1)[-1] for option in sample.row.get("options") or []]
         key = str(sample.row.get("id", sample.row.get("problem", ""))).encode()
-        if process_end < 0 or word not in confusions or zlib.crc32(key) / 2**32 >= rate:
+        if word not in confusions or zlib.crc32(key) / 2**32 >= rate:
             return text
         wrong = confusions[word]
         if wrong not in options:
@@ -90,51 +91,6 @@ def confused_teacher(confusions: Mapping[str, str], rate: float) -> Callable[[Sa
         return text[:start] + wrong + text[end:process_end] + f"</think><answer>{letter}</answer>"
 
     return target
-
-
-def answer_word_weights(tokenizer, weight: float) -> Callable[[Sample, list[int]], list[float] | None]:
-    """``token_weights`` for ``supervised_warmup``: ``weight`` on the tokens of the reasoning's
-    last word (its letters: the word that names the answer, "yellow" in "The circle is
-    yellow.</think>"), 1 elsewhere; None (all 1) for a target without ``</think>`` or one the
-    warm-up tokenizes differently. Why: a weight below 1 leaves the policy unsure of exactly the
-    word the video decides while it learns everything else, the headroom an RL demo needs
-    (``docs/selection.md``)."""
-
-    def weights(sample: Sample, target: list[int]) -> list[float] | None:
-        text = sft_target(sample)
-        process_end = text.find("</think>")
-        if process_end < 0:
-            return None
-        start = end = text.rfind(" ", 0, process_end) + 1
-        while end < process_end and text[end].isalnum():
-            end += 1
-        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        if list(encoded["input_ids"]) != target[: len(encoded["input_ids"])]:
-            return None
-        values = [1.0] * len(target)
-        for index, (first, last) in enumerate(encoded["offset_mapping"]):
-            if first < end and last > start:
-                values[index] = float(weight)
-        return values
-
-    return weights
-
-
-def combined_token_weights(*functions) -> Callable[[Sample, list[int]], list[float] | None] | None:
-    """One ``token_weights`` from several: the product of the weights each gives (one that gives
-    None counts as all 1); None when no function is given."""
-    if not functions:
-        return None
-
-    def weights(sample: Sample, target: list[int]) -> list[float] | None:
-        result = None
-        for function in functions:
-            values = function(sample, target)
-            if values is not None:
-                result = values if result is None else [a * b for a, b in zip(result, values, strict=True)]
-        return result
-
-    return weights
 
 
 @dataclass
