@@ -196,6 +196,10 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, capsys):
     assert all(math.isfinite(r["answer_logprob"]) and r["answer_logprob"] < 0 for r in result["runs"])
     assert result["warmup"]["heldout_before"]["rows"] == 3 and len(result["paired_answer_logprob"]) == 1
     assert len(result["paired_key_logprob"]) == 1
+    for r in result["runs"]:  # the mean of the logged grad_share/* over the run's steps
+        shares = r["grad_shares"]
+        assert 0.0 <= shares["unselected"] <= 1.0 and (r["arm"] != "grpo" or shares["unselected"] == 0.0)
+        assert r["arm"] == "grpo" or set(shares) >= {"unselected", "visual", "temporal", "entropy"}
     assert all([point["step"] for point in r["heldout_curve"]] == [1] for r in result["runs"])  # 1 RL step here
     assert all(r["heldout_curve"][-1]["answer"] == r["answer_logprob"] for r in result["runs"])
     assert "log p(correct answer block | prompt, correct reasoning)" in captured.out

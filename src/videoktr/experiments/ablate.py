@@ -317,11 +317,15 @@ def _run_one(config: AblationConfig, arm: str, learning_rate: float, seed: int, 
     window = max(min(10, len(rl_logs) // 2), 1)
     rewards = [entry["reward"] for entry in rl_logs]
     selected = [entry.get("selected_fraction/union", 1.0) for entry in rl_logs]
+    # The share of each step's update the mask drops, and each signal's (core.gradient_share).
+    share_names = sorted({name for entry in rl_logs for name in entry if name.startswith("grad_share/")})
+    grad_shares = {name.split("/", 1)[1]: sum(e[name] for e in rl_logs if name in e) / sum(name in e for e in rl_logs)
+                   for name in share_names}
     return {
         "arm": arm, "seed": seed, "learning_rate": learning_rate, **_accuracies(after), "eval_questions": after.count, "rl_steps": len(rl_logs),
         "reward_first": sum(rewards[:window]) / window if rewards else math.nan,
         "reward_last": sum(rewards[-window:]) / window if rewards else math.nan,
-        "selected_fraction": sum(selected) / len(selected) if selected else math.nan,
+        "selected_fraction": sum(selected) / len(selected) if selected else math.nan, "grad_shares": grad_shares,
         "answer_logprob": heldout["answer"], "key_logprob": heldout["key"], "trace_logprob": heldout["trace"],
         "heldout_curve": curve.curve,
         "rl_seconds": round(rl_seconds, 2), "eval_seconds": round(eval_seconds, 2), "overrides": ARMS[arm],
