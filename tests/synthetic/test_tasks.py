@@ -21,7 +21,7 @@ from videoktr.synthetic import (
     sample_question,
     world_corpus,
 )
-from videoktr.synthetic.families import FILLER_LENGTH, FILLER_OWN_WORDS
+from videoktr.synthetic.tasks import FILLER_LENGTH, FILLER_OWN_WORDS
 
 FILLER_TASKS = ("filler", "filler_templated", "filler_own")
 VOCABULARY = {"filler": set(COLOURS), "filler_templated": set(COLOURS), "filler_own": set(FILLER_OWN_WORDS)}

@@ -11,6 +11,7 @@ training stages live in ``videoktr.experiments``).
 * ``scenes``: the scene samplers, one per kind of claim a family makes;
 * ``labels``: the world's vocabulary and the labelling rule;
 * ``families``: the question families (visual, temporal, both);
+* ``tasks``: ``TASKS``, which families make a world (``standard``, and the filler tasks);
 * ``questions``: questions with their labelled traces, and the Video-R1 row of one;
 * ``corpus``: ``world_corpus``, every text the world can produce (to train a tokenizer on);
 * ``writer``: near-lossless MP4 encoding and ``generate_dataset``, which writes a Video-R1
@@ -18,7 +19,7 @@ training stages live in ``videoktr.experiments``).
 """
 
 from .corpus import world_corpus
-from .families import FAMILIES, TASKS, Family, QuestionSpec
+from .families import FAMILIES, Family, QuestionSpec
 from .labels import (
     ANSWER_LABELS,
     LABELS,
@@ -43,6 +44,7 @@ from .scenes import (
     sample_queue_scene,
     sample_still_scene,
 )
+from .tasks import TASKS
 from .world import (
     COLOURS,
     DIRECTIONS,

@@ -8,15 +8,13 @@ from collections.abc import Iterator
 
 from .families import (
     FAMILIES,
-    FILLER_LENGTH,
-    FILLER_OWN_WORDS,
-    TASKS,
     count_phrase_text,
     listing_text,
     mover_clauses_text,
     order_clauses_text,
 )
 from .labels import COUNT_WORDS, DISTRACTOR_KIND, LETTERS
+from .tasks import FILLER_LENGTH, FILLER_OWN_WORDS, TASKS
 from .world import COLOURS, DIRECTIONS, KINDS, opposite_direction
 
 __all__ = ["world_corpus"]

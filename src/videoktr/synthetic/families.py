@@ -16,16 +16,7 @@ the fixed ``OPTION_ORDER``; see there for why):
   the shape that appeared first?"), ``colour_of_mover`` ("What colour is the shape that moves
   left?").
 
-These eight make the ``standard`` task. The other tasks (``TASKS``) each hold one visual family,
-``colour_of_shape`` about a clip of a single shape (its colour is the one thing to read, and the
-demo's encoder reads it), whose trace opens with a *filler* sentence ("Maybe blue red red
-green."): four words that neither the video nor the reward decides, labelled ``neutral``. They exist to test when token selection should matter (``docs/selection.md``):
-
-* ``filler``: the words drawn uniformly, with replacement, from the answer's own vocabulary (the
-  colours), so a policy trained on the traces is as unsure of them as it can be;
-* ``filler_templated``: always the same four colour words: the same vocabulary, no uncertainty;
-* ``filler_own``: drawn uniformly from four words used nowhere else (``FILLER_OWN_WORDS``):
-  uncertain, but sharing nothing with the answer.
+These eight make the ``standard`` task; ``videoktr.synthetic.tasks`` adds the filler tasks.
 
 Two answers are never correct for one question, and some options can never be right because the
 world never draws them: ``"diamond"`` among the kinds and ``"four"`` among the counts (the world
@@ -55,12 +46,9 @@ from .scenes import (
 )
 from .world import COLOURS, DIRECTIONS, FRAME_COUNTS, KINDS, Scene, Shape, opposite_direction
 
-__all__ = ["FAMILIES", "FILLER_LENGTH", "FILLER_OWN_WORDS", "TASKS", "Family", "QuestionSpec", "Unsuitable"]
+__all__ = ["FAMILIES", "Family", "QuestionSpec", "Unsuitable"]
 
 OPTION_COUNT = len(LETTERS)
-FILLER_LENGTH = 4  # words in a filler sentence
-FILLER_OWN_WORDS = ("la", "le", "lo", "lu")  # the ``filler_own`` task's vocabulary, used nowhere else
-FILLER_TEMPLATE = "Maybe {filler}."
 
 
 @dataclass(frozen=True)
@@ -97,6 +85,7 @@ class Family:
     ``sample(rng)`` draws a scene and the spec fields that depend on it (``target``,
     ``direction``); ``build(scene, spec, rng)`` checks the scene suits the family and returns
     the four candidate option texts, the correct one, and the values of the template slots.
+    ``task``: its world (``tasks.TASKS``); ``neutral_sentences``: trace sentences labelled neutral.
     """
 
     name: str
@@ -243,20 +232,6 @@ def _build_colour_of_shape(scene, spec, rng):
     return list(COLOURS), target.colour, slots
 
 
-def _filler_builder(vocabulary: Sequence[str] | None):
-    """``colour_of_shape``'s build plus the slot ``filler``: ``FILLER_LENGTH`` words drawn
-    uniformly from ``vocabulary`` with the question's own generator (so the clip played
-    backwards keeps them), or, for ``None``, the colours in their fixed order."""
-
-    def build(scene, spec, rng):
-        candidates, answer, slots = _build_colour_of_shape(scene, spec, rng)
-        words = (list(COLOURS) if vocabulary is None
-                 else [vocabulary[int(i)] for i in rng.integers(len(vocabulary), size=FILLER_LENGTH)])
-        return candidates, answer, {**slots, "filler": " ".join(words)}
-
-    return build
-
-
 def _build_shape_of_colour(scene, spec, rng):
     _require_distinct_looks(scene, spec.family)
     _require_visible_throughout(scene, range(len(scene.shapes)), spec.family)
@@ -360,10 +335,6 @@ def _build_colour_of_mover(scene, spec, rng):
 def _sample_still(rng):
     scene = sample_still_scene(rng)
     return scene, {"target": int(rng.integers(len(scene.shapes)))}
-
-
-def _sample_single(rng):
-    return sample_still_scene(rng, num_shapes=1), {"target": 0}
 
 
 def _sample_count(rng):
@@ -529,20 +500,4 @@ FAMILIES: dict[str, Family] = {
         ),
     )
 }
-_COLOUR_OF_SHAPE = FAMILIES["colour_of_shape"]
-for _task, _vocabulary in (("filler", tuple(COLOURS)), ("filler_templated", None), ("filler_own", FILLER_OWN_WORDS)):
-    FAMILIES[f"colour_of_shape_{_task}"] = Family(
-        name=f"colour_of_shape_{_task}",
-        kind="visual",
-        questions=_COLOUR_OF_SHAPE.questions,
-        traces=((FILLER_TEMPLATE, "The {kind} is {colour}."),),
-        sample=_sample_single,
-        build=_filler_builder(_vocabulary),
-        task=_task,
-        neutral_sentences=(0,),
-    )
-TASKS: dict[str, tuple[str, ...]] = {}
-for _family in FAMILIES.values():
-    TASKS.setdefault(_family.task, ())
-    TASKS[_family.task] += (_family.name,)
-assert {FAMILIES[name].kind for name in TASKS["standard"]} == set(QUESTION_KINDS)
+assert {family.kind for family in FAMILIES.values()} == set(QUESTION_KINDS)

@@ -34,7 +34,6 @@ import numpy as np
 from .families import (
     FAMILIES,
     OPTION_COUNT,
-    TASKS,
     Family,
     QuestionSpec,
     Unsuitable,
@@ -42,6 +41,7 @@ from .families import (
     shape_descriptions,
 )
 from .labels import ANSWER_LABELS, COUNT_WORDS, DISTRACTOR_KIND, LETTERS, QUESTION_KINDS, label_word
+from .tasks import TASKS
 from .world import COLOURS, DIRECTIONS, KINDS, Scene, reverse_frames
 
 __all__ = ["OPTION_ORDER", "Question", "make_question", "question_row", "rebuild_question", "sample_question"]

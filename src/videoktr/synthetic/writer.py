@@ -38,9 +38,10 @@ import av
 import numpy as np
 
 from .. import defaults
-from .families import FAMILIES, TASKS
+from .families import FAMILIES
 from .labels import ANSWER_LABELS, QUESTION_KINDS
 from .questions import question_row, sample_question
+from .tasks import TASKS
 from .world import COLOURS, DIRECTIONS, FRAME_COUNTS, FRAME_SIZE, KINDS, render
 
 __all__ = [
