@@ -23,7 +23,7 @@ import torch
 from .. import defaults
 from ..data.dataset import VideoR1Dataset
 from ..models.tiny import CORPUS, build_tiny_model, build_tokenizer
-from ..synthetic import TASKS, world_corpus
+from ..synthetic import TASKS, check_task, world_corpus
 from ..train.config import KtrRatio, load_config
 from ..train.trainer import VideoGRPOTrainer
 from .encoder import pretrain_vision_encoder
@@ -95,9 +95,7 @@ class DemoConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
-        for name, value in TASK_DEFAULTS[self.task].items():
+        for name, value in TASK_DEFAULTS[check_task(self.task)].items():
             if getattr(self, name) is None:
                 setattr(self, name, dict(value) if isinstance(value, dict) else value)
 

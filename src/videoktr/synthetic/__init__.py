@@ -44,7 +44,7 @@ from .scenes import (
     sample_queue_scene,
     sample_still_scene,
 )
-from .tasks import TASKS
+from .tasks import TASKS, check_task
 from .world import (
     COLOURS,
     DIRECTIONS,
@@ -88,6 +88,7 @@ __all__ = [
     "Scene",
     "Shape",
     "SynthSummary",
+    "check_task",
     "generate_dataset",
     "generate_rows",
     "label_word",

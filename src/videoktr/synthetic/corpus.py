@@ -14,7 +14,7 @@ from .families import (
     order_clauses_text,
 )
 from .labels import COUNT_WORDS, DISTRACTOR_KIND, LETTERS
-from .tasks import FILLER_LENGTH, FILLER_OWN_WORDS, TASKS
+from .tasks import FILLER_LENGTH, FILLER_VOCABULARIES, TASKS, check_task
 from .world import COLOURS, DIRECTIONS, KINDS, opposite_direction
 
 __all__ = ["world_corpus"]
@@ -53,7 +53,7 @@ def _slot_domains() -> list[tuple[tuple[str, ...], list[tuple[str, ...]]]]:
         "listing": [listing_text(looks) for looks in shapes_1_to_3],
         "order_clauses": order_clauses,
         "mover_clauses": mover_clauses,
-        "filler": [" ".join(words) for vocabulary in (tuple(COLOURS), FILLER_OWN_WORDS)
+        "filler": [" ".join(words) for vocabulary in FILLER_VOCABULARIES.values() if vocabulary is not None
                    for words in itertools.product(vocabulary, repeat=FILLER_LENGTH)],
     }
     groups = [((name,), [(value,) for value in values]) for name, values in single.items()]
@@ -108,9 +108,7 @@ def world_corpus(task: str = "standard") -> list[str]:
         texts.add(f"<answer>{letter}</answer>")
         texts.update(f"{letter}. {option}" for option in option_texts)
     texts.update(option_texts)
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    for family in (FAMILIES[name] for name in TASKS[task]):
+    for family in (FAMILIES[name] for name in TASKS[check_task(task)]):
         for template in family.questions:
             texts.update(_fillings(template, groups))
         for trace in family.traces:

@@ -41,7 +41,7 @@ from .families import (
     shape_descriptions,
 )
 from .labels import ANSWER_LABELS, COUNT_WORDS, DISTRACTOR_KIND, LETTERS, QUESTION_KINDS, label_word
-from .tasks import TASKS
+from .tasks import TASKS, check_task
 from .world import COLOURS, DIRECTIONS, KINDS, Scene, reverse_frames
 
 __all__ = ["OPTION_ORDER", "Question", "make_question", "question_row", "rebuild_question", "sample_question"]
@@ -185,8 +185,7 @@ def sample_question(
     """Draw a scene and a question about it: from ``family`` if given, else from a family of
     ``task`` (``TASKS``) and ``kind`` (uniformly), else from a uniformly drawn kind. Wordings are
     drawn uniformly."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    task = check_task(task)
     if family is None:
         if kind is None:
             kind = str(rng.choice(QUESTION_KINDS))

@@ -26,11 +26,15 @@ from .labels import QUESTION_KINDS
 from .scenes import sample_still_scene
 from .world import COLOURS
 
-__all__ = ["FILLER_LENGTH", "FILLER_OWN_WORDS", "FILLER_TEMPLATE", "TASKS"]
+__all__ = ["FILLER_LENGTH", "FILLER_OWN_WORDS", "FILLER_TEMPLATE", "FILLER_VOCABULARIES", "TASKS", "check_task"]
 
 FILLER_LENGTH = 4  # words in a filler sentence
 FILLER_OWN_WORDS = ("la", "le", "lo", "lu")  # the ``filler_own`` task's vocabulary, used nowhere else
 FILLER_TEMPLATE = "Maybe {filler}."
+# Each filler task's vocabulary; None: the colours in their fixed order, the same every time.
+FILLER_VOCABULARIES: dict[str, tuple[str, ...] | None] = {
+    "filler": tuple(COLOURS), "filler_templated": None, "filler_own": FILLER_OWN_WORDS,
+}
 
 
 def _filler_builder(vocabulary: Sequence[str] | None):
@@ -52,7 +56,7 @@ def _sample_single(rng):
 
 
 _COLOUR_OF_SHAPE = FAMILIES["colour_of_shape"]
-for _task, _vocabulary in (("filler", tuple(COLOURS)), ("filler_templated", None), ("filler_own", FILLER_OWN_WORDS)):
+for _task, _vocabulary in FILLER_VOCABULARIES.items():
     FAMILIES[f"colour_of_shape_{_task}"] = Family(
         name=f"colour_of_shape_{_task}",
         kind="visual",
@@ -68,3 +72,10 @@ for _family in FAMILIES.values():
     TASKS.setdefault(_family.task, ())
     TASKS[_family.task] += (_family.name,)
 assert {FAMILIES[name].kind for name in TASKS["standard"]} == set(QUESTION_KINDS)
+
+
+def check_task(task: object) -> str:
+    """``task`` if it names a world of ``TASKS``, else a ``ValueError`` that lists them."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    return str(task)

@@ -41,7 +41,7 @@ from .. import defaults
 from .families import FAMILIES
 from .labels import ANSWER_LABELS, QUESTION_KINDS
 from .questions import question_row, sample_question
-from .tasks import TASKS
+from .tasks import TASKS, check_task
 from .world import COLOURS, DIRECTIONS, FRAME_COUNTS, FRAME_SIZE, KINDS, render
 
 __all__ = [
@@ -142,12 +142,6 @@ def _row_kind(index: int, task: str) -> str:
     return kinds[index % len(kinds)]
 
 
-def _check_task(task: object) -> str:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    return str(task)
-
-
 def generate_rows(n: int, seed: int, task: str = "standard") -> list[tuple[dict[str, Any], np.ndarray]]:
     """The first ``n`` rows of world ``seed`` of ``task`` with their rendered frames, nothing
     written.
@@ -155,7 +149,7 @@ def generate_rows(n: int, seed: int, task: str = "standard") -> list[tuple[dict[
     Row ``i`` comes from ``default_rng([seed, i])`` and is of the ``i``-th kind in turn (for
     ``standard``: ``QUESTION_KINDS[i % 3]``).
     """
-    n, seed, task = _check_n(n), _check_seed(seed), _check_task(task)
+    n, seed, task = _check_n(n), _check_seed(seed), check_task(task)
     return [_make_row(seed, index, task) for index in range(n)]
 
 
@@ -285,7 +279,7 @@ def generate_dataset(
     show a tqdm bar (default: when ``n > 50``). Raises ``ValueError`` for ``n < 1``, a negative
     seed, ``test_fraction`` outside (0, 1) or ``fps <= 0``.
     """
-    n, seed, task = _check_n(n), _check_seed(seed), _check_task(task)
+    n, seed, task = _check_n(n), _check_seed(seed), check_task(task)
     test_fraction = _check_fraction(test_fraction)
     _check_fps(fps)
     out = Path(out_dir)
