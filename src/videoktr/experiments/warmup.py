@@ -26,6 +26,7 @@ from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..models import get_adapter, vision_parameters
 from ..models.generation import eos_token_ids
+from ..rewards.answers import option_texts
 from .supervised import supervised_loop
 
 
@@ -80,14 +81,16 @@ def confused_teacher(confusions: Mapping[str, str], rate: float) -> Callable[[Sa
         while end < process_end and text[end].isalnum():  # the word's letters, not its full stop
             end += 1
         word = text[start:end]
-        options = [str(option).split(". ", 1)[-1] for option in sample.row.get("options") or []]
         key = str(sample.row.get("id", sample.row.get("problem", ""))).encode()
         if word not in confusions or zlib.crc32(key) / 2**32 >= rate:
             return text
         wrong = confusions[word]
-        if wrong not in options:
+        # The letter the training reward reads as naming that word.
+        letters = [letter for letter, option in option_texts(sample.row.get("options")).items()
+                   if option == wrong.casefold()]
+        if not letters:
             return text
-        letter = "ABCDEFGHIJ"[options.index(wrong)]
+        letter = letters[0]
         return text[:start] + wrong + text[end:process_end] + f"</think><answer>{letter}</answer>"
 
     return target

@@ -17,7 +17,7 @@ import jiwer
 from rouge_score import rouge_scorer
 
 __all__ = ["SCORERS", "extract_answer", "free_form_score", "multiple_choice_score", "numerical_score", "ocr_score",
-           "reference_answer", "regression_score"]
+           "option_texts", "reference_answer", "regression_score"]
 
 # Video-R1's free-form reward: the mean F1 of these three ROUGE variants, with stemming.
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -76,8 +76,9 @@ def _comparable_option_text(text: str) -> str:
     return " ".join(text.split()).casefold().removesuffix(".").rstrip()
 
 
-def _option_texts(options: object) -> dict[str, str]:
-    """``{"A": "red", "B": "blue"}`` from ``["A. red", "B. blue"]``; unparsable entries skipped."""
+def option_texts(options: object) -> dict[str, str]:
+    """``{"A": "red", "B": "blue"}`` from ``["A. red", "B. blue"]`` (any label form the scorer reads,
+    texts compared as the scorer compares them); unparsable entries skipped."""
     texts: dict[str, str] = {}
     if isinstance(options, str) or not isinstance(options, Sequence):
         return texts
@@ -122,12 +123,12 @@ def multiple_choice_score(answer: str, reference: str, options: object) -> float
     (``"A, B"``, ``"A and B"``, ``"AB"``, ``"A. red or B. blue"``). A solution that is not a
     letter is compared by Video-R1's rule, exact equality of the stripped strings.
     """
-    option_texts = _option_texts(options)
-    reference_letter = _chosen_letter(reference, option_texts)
+    texts = option_texts(options)
+    reference_letter = _chosen_letter(reference, texts)
     if reference_letter is None:
         # Not a letter: fall back to Video-R1's rule, exact equality of the stripped strings.
         return 1.0 if answer and answer == reference else 0.0
-    return 1.0 if _chosen_letter(answer, option_texts) == reference_letter else 0.0
+    return 1.0 if _chosen_letter(answer, texts) == reference_letter else 0.0
 
 
 # --------------------------------------------------------------------------------------------
