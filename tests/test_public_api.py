@@ -17,7 +17,7 @@ DESIGN_SIGNATURES = {
     "grpo_loss": (
         "(logps, old_logps, advantages, completion_mask, token_weights=None, ref_logps=None, beta=0.0,"
         " epsilon_low=0.2, epsilon_high=0.2, aggregation='seq_mean', mask_kl=True, bias_correction_kl=False,"
-        " max_completion_length=None, global_normaliser=None)"
+        " max_completion_length=None, global_normaliser=None, importance_weights=None)"
     ),
 }
 

@@ -7,12 +7,15 @@
 * :mod:`~videoktr.core.losses` — the clipped GRPO objective with per-token weights, and the
   aggregations every loss reduces with (``agg_loss``, ``aggregation_normaliser``).
 * :mod:`~videoktr.core.permutations` — seeded derangements for the temporal counterfactual.
+* :mod:`~videoktr.core.importance` — truncated importance weights for a sampler other than
+  the trainer (vLLM rollouts).
 * :mod:`~videoktr.core.diagnostics` — how much of the update a token mask keeps
   (``gradient_share``; each token's gradient weight comes from ``token_log_stats``).
 """
 
 from .advantages import ADVANTAGE_SCALES, group_advantages
 from .diagnostics import gradient_share
+from .importance import truncated_importance_weights
 from .losses import AGGREGATIONS, TRL_LOSS_TYPES, agg_loss, aggregation_normaliser, grpo_loss
 from .permutations import sample_derangements
 from .selection import (
@@ -54,4 +57,5 @@ __all__ = [
     "token_entropy",
     "token_log_stats",
     "token_logps_and_entropy",
+    "truncated_importance_weights",
 ]

@@ -131,7 +131,7 @@ def agg_loss(
 
 
 def _check_loss_inputs(logps, old_logps, advantages, completion_mask, ref_logps, beta, epsilon_low,
-                       epsilon_high) -> torch.Tensor:
+                       epsilon_high, importance_weights=None) -> torch.Tensor:
     """Validate ``grpo_loss``'s arguments; returns the completion mask as a bool tensor."""
     check_float("logps", logps)
     check_ndim("logps", logps, (2,))
@@ -152,6 +152,9 @@ def _check_loss_inputs(logps, old_logps, advantages, completion_mask, ref_logps,
     if ref_logps is not None:
         check_float("ref_logps", ref_logps)
         check_same_shape("ref_logps", ref_logps, "logps", logps)
+    if importance_weights is not None:
+        check_float("importance_weights", importance_weights)
+        check_same_shape("importance_weights", importance_weights, "logps", logps)
     return mask
 
 
@@ -194,15 +197,22 @@ def grpo_loss(
     bias_correction_kl: bool = False,
     max_completion_length: int | None = None,
     global_normaliser: float | torch.Tensor | None = None,
+    importance_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped GRPO loss on key tokens (Video-KTR) or on every token (vanilla GRPO).
 
     Per token (``rho = exp(logps - old_logps)``, ``A`` the advantage)::
 
         pg_t = -min(rho_t * A, clip(rho_t, 1 - epsilon_low, 1 + epsilon_high) * A)
+        pg_t = iw_t * pg_t                                           (importance_weights)
         kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1            (k3 estimator, beta > 0)
         kl_t = rho_t * kl_t                                          (bias_correction_kl)
         loss = agg_loss(pg, w) + beta * agg_loss(kl, w_kl)
+
+    ``importance_weights`` ``iw`` correct for a sampler other than the trainer (vLLM): the
+    truncated sampler-to-trainer ratios of :func:`videoktr.core.importance.truncated_importance_weights`,
+    applied to the policy-gradient term only, as TRL applies them. They are constants (no
+    gradient flows through them).
 
     ``bias_correction_kl`` (TRL's ``use_bias_correction_kl``, DeepSeek-V3.2) weights the k3
     term by the importance ratio, so its gradient is the unbiased reverse-KL gradient; the
@@ -227,6 +237,7 @@ def grpo_loss(
         beta, epsilon_low, epsilon_high: the KL coefficient and the clip range.
         aggregation, mask_kl: as above; ``max_completion_length`` (``token_sum_norm``) and
             ``global_normaliser`` (``token_mean_global``) as in :func:`agg_loss`.
+        importance_weights: ``[B, T]`` per-token weights of the policy-gradient term, or None.
 
     Returns:
         ``(loss, metrics)``; metrics are detached 0-dim tensors: ``clip_fraction`` (share of
@@ -236,7 +247,7 @@ def grpo_loss(
         ``num_selected_tokens`` and ``num_unselected_tokens``.
     """
     mask = _check_loss_inputs(logps, old_logps, advantages, completion_mask, ref_logps, beta, epsilon_low,
-                              epsilon_high)
+                              epsilon_high, importance_weights)
     aggregate = functools.partial(agg_loss, aggregation=aggregation, max_completion_length=max_completion_length,
                                   global_normaliser=global_normaliser)
     dtype = compute_dtype(logps.dtype)
@@ -255,6 +266,8 @@ def grpo_loss(
     ratio = torch.exp(logps - old_logps)
     clipped_ratio = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
     policy_loss = -torch.min(ratio * advantages, clipped_ratio * advantages)
+    if importance_weights is not None:
+        policy_loss = policy_loss * torch.where(mask, importance_weights.detach().to(dtype), zeros)
     loss = aggregate(policy_loss, weights, mask)
 
     kl = None
