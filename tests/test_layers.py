@@ -22,6 +22,7 @@ LAYERS = (
     ("rewards",),
     ("models",),
     ("attribution",),
+    ("rollout",),
     ("analysis",),
     ("synthetic",),
     ("eval",),
