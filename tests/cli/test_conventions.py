@@ -22,7 +22,7 @@ def option_actions(parser: argparse.ArgumentParser):
 
 def test_every_command_has_its_own_module():
     assert {module.__name__.rsplit(".", 1)[1] for module in COMMANDS} == {
-        "env", "tiny_model", "synth", "train", "evaluate", "demo", "ablate", "analyze"}
+        "env", "tiny_model", "synth", "train", "rollout_server", "evaluate", "demo", "ablate", "analyze"}
 
 
 def test_multi_word_flags_are_spelled_with_underscores_and_accepted_with_dashes():

@@ -14,15 +14,16 @@ from tests.train.workers import finish, trainer_from_argv
 def main() -> None:
     config, trainer = trainer_from_argv()
     seen = []
-    original = trainer._rollout
+    original = trainer._rollouts
 
-    def recording_rollout(sample, slot):
-        rollout = original(sample, slot)
-        seen.append(rollout.sample.location)
-        assert rollout.completion_ids.shape[0] == config.num_generations  # a prompt's G stay here
-        return rollout
+    def recording_rollouts(samples, first_slot):
+        rollouts = original(samples, first_slot)
+        for rollout in rollouts:
+            seen.append(rollout.sample.location)
+            assert rollout.completion_ids.shape[0] == config.num_generations  # a prompt's G stay here
+        return rollouts
 
-    trainer._rollout = recording_rollout
+    trainer._rollouts = recording_rollouts
     initial = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
     trainer.train()
 

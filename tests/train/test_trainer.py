@@ -238,8 +238,9 @@ def test_num_iterations_reuses_rollouts_with_old_logps(tiny_model_dir, dataset_f
                             "--gradient_accumulation_steps", "2", "--max_steps", "2",
                             "--per_device_train_batch_size", "1")
     generated = []
-    original = trainer._rollout
-    monkeypatch.setattr(trainer, "_rollout", lambda sample, slot: generated.append(sample.location) or original(sample, slot))
+    original = trainer._rollouts
+    monkeypatch.setattr(trainer, "_rollouts", lambda samples, first_slot: generated.extend(s.location for s in samples)
+                        or original(samples, first_slot))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.train()

@@ -3,7 +3,7 @@ library; no logic of its own. A command module has ``NAME``, ``HELP`` (and ``DES
 ``configure(parser)`` which adds its arguments, and ``run(args) -> int`` (``eval`` sets a handler
 per subcommand instead); ``OWN_HELP = True`` when ``configure`` adds its own ``-h``.
 
-    videoktr env | tiny-model | synth | train | eval {run,score} | demo | ablate | analyze
+    videoktr env | tiny-model | synth | train | rollout-server | eval {run,score} | demo | ablate | analyze
 
 Multi-word flags are spelled with underscores, as transformers spells them (``--num_frames``),
 and accepted with dashes too (``--num-frames``).
@@ -16,9 +16,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import ablate, analyze, demo, env, evaluate, synth, tiny_model, train
+from . import ablate, analyze, demo, env, evaluate, rollout_server, synth, tiny_model, train
 
-COMMANDS = (env, tiny_model, synth, train, evaluate, demo, ablate, analyze)
+COMMANDS = (env, tiny_model, synth, train, rollout_server, evaluate, demo, ablate, analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if getattr(args, "takes_config_flags", False):  # train: the rest are VideoGRPOConfig flags
+    if getattr(args, "takes_config_flags", False):  # train: VideoGRPOConfig flags; rollout-server: the server's
         args.config_flags = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -8,7 +8,8 @@
   loops (``CachedShuffleCycle``).
 * ``prompts``: the think/answer prompt and the processor call for Qwen2-VL, Qwen2.5-VL and
   Qwen3-VL, for one sample or a batch of evaluation questions (``build_messages``,
-  ``build_prompt_inputs``, ``build_batch_inputs``).
+  ``build_prompt_inputs``, ``build_batch_inputs``, ``build_engine_prompt`` for an
+  inference engine).
 * ``rollouts``: the typed record of one prompt's rollout (``PromptRollout``) and the rollout
   dump's schema (``RolloutRecord``, ``write_rollout_dump``, ``load_rollouts``).
 """
@@ -31,6 +32,7 @@ from .prompts import (
     ANSWER_FORMAT_INSTRUCTIONS,
     REASONING_INSTRUCTION,
     build_batch_inputs,
+    build_engine_prompt,
     build_messages,
     build_prompt_inputs,
     build_prompt_text,
@@ -73,6 +75,7 @@ __all__ = [
     "VideoR1Dataset",
     "build_batch_inputs",
     "build_messages",
+    "build_engine_prompt",
     "build_prompt_inputs",
     "build_prompt_text",
     "decode_uniform",

@@ -37,6 +37,7 @@ __all__ = [
     "ANSWER_FORMAT_INSTRUCTIONS",
     "REASONING_INSTRUCTION",
     "build_batch_inputs",
+    "build_engine_prompt",
     "build_messages",
     "build_prompt_inputs",
     "build_prompt_text",
@@ -139,6 +140,34 @@ def _clip(video: DecodedVideo) -> tuple[torch.Tensor, dict[str, Any]]:
     return frames, metadata
 
 
+def _processor_arguments(
+    processor: Any, sample: Sample, media: DecodedVideo | torch.Tensor, pixels: PixelBudget | int | None
+) -> tuple[str, dict[str, Any]]:
+    """The chat-template text and the media arguments of the processor call for one sample,
+    shared by the trainer's own call (``build_prompt_inputs``) and an engine's (``build_engine_prompt``)."""
+    budget = PixelBudget.of(pixels)
+    text = processor.apply_chat_template(
+        build_messages(sample), tokenize=False, add_generation_prompt=True
+    )
+    if sample.data_type == "video":
+        if not isinstance(media, DecodedVideo):
+            raise TypeError(
+                f"{sample.location}: a video sample needs a DecodedVideo, got {type(media).__name__}"
+            )
+        frames, metadata = _clip(media)
+        videos_kwargs: dict[str, Any] = {
+            "do_sample_frames": False,
+            **video_size_kwargs(processor.video_processor, int(frames.shape[0]), budget),
+        }
+        return text, {"videos": [frames], "video_metadata": [metadata], "videos_kwargs": videos_kwargs}
+    if not (isinstance(media, torch.Tensor) and media.dim() == 3):
+        raise TypeError(
+            f"{sample.location}: an image sample needs a [C, H, W] tensor, got "
+            f"{type(media).__name__}{tuple(media.shape) if isinstance(media, torch.Tensor) else ''}"
+        )
+    return text, {"images": [media], "images_kwargs": image_size_kwargs(processor.image_processor, budget)}
+
+
 def build_prompt_inputs(
     processor: Any,
     sample: Sample,
@@ -157,34 +186,44 @@ def build_prompt_inputs(
     ``pixels`` is the pixel budget (``data.pixels.PixelBudget``, or a bare int: ``max_pixels``,
     the total resized pixels of the media); ``None`` keeps the processor's own bounds.
     """
-    budget = PixelBudget.of(pixels)
-    text = processor.apply_chat_template(
-        build_messages(sample), tokenize=False, add_generation_prompt=True
-    )
+    text, media_arguments = _processor_arguments(processor, sample, media, pixels)
+    return processor(text=[text], return_tensors="pt", **media_arguments)
+
+
+def build_engine_prompt(
+    processor: Any,
+    sample: Sample,
+    media: DecodedVideo | torch.Tensor,
+    pixels: PixelBudget | int | None = None,
+) -> dict[str, Any]:
+    """One sample as an inference engine (vLLM) takes it, built from the same text, frames,
+    timing and pixel budget as ``build_prompt_inputs``, so the engine's processor produces the
+    inputs the trainer scores.
+
+    Returns ``{"prompt_token_ids", "media_type", "media", "metadata", "processor_kwargs"}``:
+    the chat template's tokens with one placeholder per media item (the engine expands it, as
+    the processor does), the frames as uint8 ``[T, H, W, C]`` (an image ``[H, W, C]``) in a
+    numpy array, the video's timing metadata (``DecodedVideo.metadata``; None for an image), and
+    the processor keyword arguments (``do_sample_frames=False`` and the size bounds).
+    """
+    text, media_arguments = _processor_arguments(processor, sample, media, pixels)
+    token_ids = processor.tokenizer(text, add_special_tokens=False)["input_ids"]
     if sample.data_type == "video":
-        if not isinstance(media, DecodedVideo):
-            raise TypeError(
-                f"{sample.location}: a video sample needs a DecodedVideo, got {type(media).__name__}"
-            )
-        frames, metadata = _clip(media)
-        videos_kwargs: dict[str, Any] = {
-            "do_sample_frames": False,
-            **video_size_kwargs(processor.video_processor, int(frames.shape[0]), budget),
+        frames = media_arguments["videos"][0]
+        return {
+            "prompt_token_ids": list(token_ids),
+            "media_type": "video",
+            "media": frames.permute(0, 2, 3, 1).contiguous().numpy(),
+            "metadata": media_arguments["video_metadata"][0],
+            "processor_kwargs": dict(media_arguments["videos_kwargs"]),
         }
-        return processor(
-            text=[text],
-            videos=[frames],
-            video_metadata=[metadata],
-            videos_kwargs=videos_kwargs,
-            return_tensors="pt",
-        )
-    if not (isinstance(media, torch.Tensor) and media.dim() == 3):
-        raise TypeError(
-            f"{sample.location}: an image sample needs a [C, H, W] tensor, got "
-            f"{type(media).__name__}{tuple(media.shape) if isinstance(media, torch.Tensor) else ''}"
-        )
-    images_kwargs = image_size_kwargs(processor.image_processor, budget)
-    return processor(text=[text], images=[media], images_kwargs=images_kwargs, return_tensors="pt")
+    return {
+        "prompt_token_ids": list(token_ids),
+        "media_type": "image",
+        "media": media_arguments["images"][0].permute(1, 2, 0).contiguous().numpy(),
+        "metadata": None,
+        "processor_kwargs": dict(media_arguments["images_kwargs"]),
+    }
 
 
 @contextmanager

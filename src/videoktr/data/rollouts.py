@@ -67,7 +67,10 @@ class PromptRollout:
     ``old_logps`` (the sampling policy's log-probs, from the attribution pass), ``ref_logps``
     (the reference model's, or None), ``scores`` (signal -> ``[G, T]``, NaN where unavailable),
     ``gradient_weight`` (each token's ``g_t``, ``core.signals.token_log_stats``, or None) and
-    ``timing`` (seconds per phase). Set by the selection: ``token_weights`` (the hard mask
+    ``timing`` (seconds per phase); from a sampler other than the policy (vLLM),
+    ``sampler_logps`` (its log-probs of the tokens) and ``importance_weights`` (the truncated
+    sampler-to-trainer ratios the loss weights each token's term by, or None when the
+    correction is off). Set by the selection: ``token_weights`` (the hard mask
     or soft weights; None when every token is trained) and ``signal_masks`` (each signal's own
     selection).
     """
@@ -87,6 +90,8 @@ class PromptRollout:
     gradient_weight: torch.Tensor | None = None
     token_weights: torch.Tensor | None = None
     signal_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    sampler_logps: torch.Tensor | None = None
+    importance_weights: torch.Tensor | None = None
 
     @property
     def num_completions(self) -> int:

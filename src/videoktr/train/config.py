@@ -37,6 +37,7 @@ from ..models.prompt import TEMPORAL_MODES, VISUAL_MODES
 TOKEN_SELECTIONS = ("ktr", "entropy", "none")
 KTR_DELTAS = ("abs", "signed")
 KTR_WEIGHTINGS = ("hard", *SOFT_WEIGHTINGS)
+ROLLOUT_BACKENDS = ("hf", "vllm")
 
 
 class ConfigError(ValueError):
@@ -205,6 +206,23 @@ class VideoGRPOConfig(TrainingArguments):
     )
     attribution_chunk_size: int = field(default=DEFAULT_CHUNK_SIZE, metadata={"help": "positions per lm_head chunk"})
 
+    # ---------------------------------------------------------------- rollouts
+    rollout_backend: str = field(
+        default="hf", metadata={"help": "who samples the completions: 'hf' (the policy's own generate) or 'vllm' "
+                                        "(a rollout server, see videoktr rollout-server)"}
+    )
+    vllm_server_host: str = field(default="127.0.0.1", metadata={"help": "the vLLM rollout server's host"})
+    vllm_server_port: int = field(default=8765, metadata={"help": "the vLLM rollout server's port"})
+    vllm_server_timeout: float = field(
+        default=240.0, metadata={"help": "seconds to wait for the rollout server to answer a connection"}
+    )
+    vllm_importance_sampling_correction: bool = field(
+        default=True, metadata={"help": "weight each token by min(exp(logp_trainer - logp_vllm), cap) (TIS)"}
+    )
+    vllm_importance_sampling_cap: float = field(
+        default=2.0, metadata={"help": "the truncation C of the importance weights"}
+    )
+
     # ---------------------------------------------------------------- T-GRPO baseline
     temporal_reward_bonus: bool = field(default=False, metadata={"help": "T-GRPO's shuffled-video reward bonus"})
     temporal_bonus_threshold: float = field(default=0.8, metadata={"help": "bonus when acc >= this x shuffled acc"})
@@ -242,6 +260,13 @@ class VideoGRPOConfig(TrainingArguments):
                                   f"loss_aggregation={self.loss_aggregation!r} is set too; give one of them")
             self.loss_aggregation = aggregation
         _choice("scale_rewards", self.scale_rewards, ADVANTAGE_SCALES)
+        _choice("rollout_backend", self.rollout_backend, ROLLOUT_BACKENDS)
+        if not self.vllm_importance_sampling_cap > 0:
+            raise ConfigError(f"vllm_importance_sampling_cap={self.vllm_importance_sampling_cap!r} must be positive")
+        if not self.vllm_server_timeout > 0:
+            raise ConfigError(f"vllm_server_timeout={self.vllm_server_timeout!r} must be positive")
+        if not 0 < self.vllm_server_port < 65536:
+            raise ConfigError(f"vllm_server_port={self.vllm_server_port!r} must be a port number (1-65535)")
         _choice("on_bad_sample", self.on_bad_sample, ON_BAD_SAMPLE)
         if self.preset is not None:
             _choice("preset", self.preset, tuple(PRESETS))

@@ -159,6 +159,7 @@ def train(config: VideoGRPOConfig):
             where += " (no --output_dir given: the transformers default)"
         print(f"training {config.preset or config.token_selection} for {length}; checkpoints, logs and "
               f"{RUN_FILE} in {where}", flush=True)
+        print(trainer.rollout_backend.describe(), flush=True)
         _write_run_record(config)
     try:
         output = trainer.train(resume_from_checkpoint=resume)

@@ -2,13 +2,17 @@
 
 One optimizer step, per prompt on each process:
 
-    rollout      G completions sampled from the policy (``models.generation.generate_completions``)
+    rollout      G completions per prompt, the micro-batch's prompts sampled together by the
+                 rollout backend (``rollout``: the policy's own ``generate``, or a vLLM server
+                 whose weights are the policy's, synced before each step's first rollout)
     reward       every reward function on every completion; T-GRPO's bonus if enabled
     advantage    group-relative: (r - mean_group r) / (std_group r + eps)
     attribution  ``KeyTokenAttributor``: real log-probs (the old log-probs), and the visual,
                  temporal and entropy scores the token selection needs
     selection    the key-token mask (or soft weights) over the micro-batch
-    loss         clipped GRPO on key tokens (``core.grpo_loss``), one backward per prompt
+    loss         clipped GRPO on key tokens (``core.grpo_loss``), one backward per prompt; with
+                 vLLM rollouts each token's term is weighted by the truncated sampler-to-trainer
+                 ratio (``core.importance``)
 
 Each prompt's results travel between these phases as one typed ``data.rollouts.PromptRollout``,
 which the rollout dump (``rollout_dump_steps``) also writes from.
@@ -41,6 +45,7 @@ from transformers import Trainer
 from ..attribution import KeyTokenAttributor
 from ..core.advantages import group_advantages
 from ..core.diagnostics import gradient_share
+from ..core.importance import truncated_importance_weights
 from ..core.losses import aggregation_normaliser, grpo_loss
 from ..core.permutations import sample_derangements
 from ..core.selection import select_key_tokens, soft_token_weights
@@ -49,8 +54,15 @@ from ..data.prompts import build_prompt_inputs
 from ..data.rollouts import PromptRollout, dump_path, write_rollout_dump
 from ..data.video import DecodedVideo
 from ..models import get_adapter, vision_parameters
-from ..models.generation import generate_completions
+from ..models.generation import eos_token_ids
 from ..rewards import compute_rewards, load_reward_function
+from ..rollout import (
+    HFRolloutBackend,
+    RolloutRequest,
+    SampledCompletions,
+    SamplingSettings,
+    VLLMRolloutBackend,
+)
 from .checkpoints import CheckpointMixin
 from .config import ConfigError, VideoGRPOConfig, check_fsdp_plugin
 from .guards import NonFiniteUpdateGuard
@@ -118,6 +130,36 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         self._micro_step = 0
         self._step_tokens: float | None = None
         self.update_guard = NonFiniteUpdateGuard(self.accelerator)
+        self.rollout_backend = self._make_rollout_backend()
+
+    def _make_rollout_backend(self):
+        """The configured sampler: the policy itself (``hf``) or a vLLM rollout server."""
+        args = self.args
+        if args.rollout_backend == "hf":
+            return HFRolloutBackend(self._unwrapped, self.processing_class, self.accelerator.device)
+        return VLLMRolloutBackend(
+            self.processing_class,
+            pixels=args.pixel_budget,
+            host=args.vllm_server_host,
+            port=args.vllm_server_port,
+            timeout=args.vllm_server_timeout,
+            weights_dir=f"{args.output_dir}/rollout_weights",
+            is_main_process=self.accelerator.is_main_process,
+            wait_for_everyone=self.accelerator.wait_for_everyone,
+            eos_token_ids=eos_token_ids(self._unwrapped(), self.processing_class),
+        )
+
+    def _sync_rollout_weights(self) -> None:
+        """Before a step's first rollout: the sampler takes the policy's current weights (a no-op
+        when the policy samples itself). The log key names the path the weights took."""
+        backend = self.rollout_backend
+        step = self.state.global_step
+        if not backend.needs_weights or backend.weights_version == step:
+            return
+        # Under FSDP / ZeRO-3 the full weights are gathered on every process (a collective).
+        state_dict = self.accelerator.get_state_dict(self.model) if (self.is_fsdp_enabled or self.is_deepspeed_enabled) else None
+        path = backend.sync_weights(self._unwrapped(), step, state_dict=state_dict)
+        self._metrics[f"time/weight_sync_{path}_s"].append(backend.last_sync_s)
 
     def create_optimizer(self, model=None):
         """The Trainer's optimizer, with ``NonFiniteUpdateGuard`` as its step pre-hook."""
@@ -165,17 +207,19 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         """T-GRPO: completions on shuffled frames; a bonus for correct completions when the
         ordered group is at least ``threshold`` times as accurate as the shuffled one."""
         args = self.args
+        settings = dataclasses.replace(self._sampling_settings(), num_generations=max(args.num_generations // 2, 1))
         if not isinstance(media, DecodedVideo) or media.frames.shape[0] < 2:
-            # FSDP / ZeRO-3 (the adapter's lockstep): the other processes generate, so this one steps with them.
-            if get_adapter(self._unwrapped()).lockstep:
+            # FSDP / ZeRO-3 (the adapter's lockstep): the other processes generate with the
+            # policy, so this one steps with them.
+            if self.rollout_backend.name == "hf" and get_adapter(self._unwrapped()).lockstep:
                 inputs = build_prompt_inputs(self.processing_class, sample, media, args.pixel_budget)
-                self._generate(self._unwrapped(), inputs, max(args.num_generations // 2, 1), seed + 1)
+                self.rollout_backend.sample([RolloutRequest(sample, media, inputs, seed + 1)], settings)
             return torch.zeros_like(accuracy)
         order = sample_derangements(media.frames.shape[0], generator=torch.Generator().manual_seed(seed))[0]
         shuffled = dataclasses.replace(media, frames=media.frames[order])
         inputs = build_prompt_inputs(self.processing_class, sample, shuffled, args.pixel_budget)
-        ids, mask = self._generate(self._unwrapped(), inputs, max(args.num_generations // 2, 1), seed + 1)
-        texts = self._decode_texts(ids, mask)
+        (completions,) = self.rollout_backend.sample([RolloutRequest(sample, shuffled, inputs, seed + 1)], settings)
+        texts = self._decode_texts(completions.completion_ids, completions.completion_mask)
         _, per_function = compute_rewards(texts, [sample.row] * len(texts), {"accuracy": self.reward_functions["accuracy"]})
         shuffled_accuracy = per_function["accuracy"].mean()
         applies = bool(accuracy.mean() >= args.temporal_bonus_threshold * shuffled_accuracy)
@@ -184,17 +228,9 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             return torch.zeros_like(accuracy)
         return (accuracy > 0.1).float() * args.temporal_bonus
 
-    def _generate(self, model, prompt_inputs, num_generations: int, seed: int):
-        """Sampling seeded per (seed, step, process, prompt), independent of the global RNG that
-        data loading also draws from: rollouts are reproducible, and identical after a resume."""
+    def _sampling_settings(self) -> SamplingSettings:
         args = self.args
-        device = self.accelerator.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            return generate_completions(
-                model, self.processing_class, prompt_inputs, num_generations,
-                args.max_completion_length, args.temperature, args.top_p,
-            )
+        return SamplingSettings(args.num_generations, args.max_completion_length, args.temperature, args.top_p)
 
     def _decode_texts(self, completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> list[str]:
         tokenizer = self.processing_class.tokenizer
@@ -218,14 +254,28 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
                                    f"max_prompt_length={args.max_prompt_length}; lower max_frames or the pixel budget (max_pixels, video_max_pixels)")
 
     @torch.no_grad()
-    def _rollout(self, sample: Sample, slot: int) -> PromptRollout:
-        args = self.args
-        sample, media, prompt_inputs = self._usable_sample(sample)
-        policy = self._unwrapped()
-        seed = self._prompt_seed(slot)
+    def _rollouts(self, samples: Sequence[Sample], first_slot: int) -> list[PromptRollout]:
+        """The micro-batch's rollouts: its prompts sampled in one backend call, then each
+        prompt's rewards and attribution. Sampling is seeded per (seed, step, process, prompt),
+        independent of the global RNG that data loading also draws from, so rollouts are
+        reproducible, and identical after a resume."""
+        requests = []
+        for index, sample in enumerate(samples):
+            sample, media, prompt_inputs = self._usable_sample(sample)
+            requests.append(RolloutRequest(sample, media, prompt_inputs, self._prompt_seed(first_slot + index)))
         start = time.perf_counter()
-        completion_ids, completion_mask = self._generate(policy, prompt_inputs, args.num_generations, seed)
-        generation_s = time.perf_counter() - start
+        sampled = self.rollout_backend.sample(requests, self._sampling_settings())
+        generation_s = (time.perf_counter() - start) / len(requests)  # per prompt, as the other phases
+        return [self._score(request, completions, generation_s) for request, completions in zip(requests, sampled)]
+
+    def _score(self, request: RolloutRequest, sampled: SampledCompletions, generation_s: float) -> PromptRollout:
+        """One prompt's rewards, advantages and attribution (old log-probs, signal scores), and
+        with a separate sampler its truncated importance weights."""
+        args = self.args
+        sample, media, prompt_inputs, seed = request.sample, request.media, request.prompt_inputs, request.seed
+        device = self.accelerator.device
+        completion_ids, completion_mask = sampled.completion_ids.to(device), sampled.completion_mask.to(device)
+        policy = self._unwrapped()
         texts = self._decode_texts(completion_ids, completion_mask)
         rewards, per_function = compute_rewards(
             texts, [sample.row] * len(texts), self.reward_functions, self.reward_weights
@@ -248,20 +298,33 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             ref_logps = reference.score(prompt_inputs, completion_ids, completion_mask)["logps"]
         attribution_s = time.perf_counter() - start
 
+        old_logps = scores.pop("logps")
+        importance_weights = None
+        if sampled.sampler_logps is not None:
+            weights, mismatch = truncated_importance_weights(
+                old_logps, sampled.sampler_logps.to(old_logps.device), completion_mask,
+                cap=args.vllm_importance_sampling_cap,
+            )
+            for name, value in mismatch.items():
+                self._metrics[f"rollout/{name}"].append(value.item())
+            if args.vllm_importance_sampling_correction:
+                importance_weights = weights
         return PromptRollout(
             sample=sample,
             prompt_inputs=prompt_inputs,
             completion_ids=completion_ids,
             completion_mask=completion_mask,
             texts=texts,
-            rewards=rewards.to(completion_ids.device),
+            rewards=rewards.to(device),
             rewards_per_function=per_function,
-            advantages=group_advantages(rewards, args.num_generations, scale=args.scale_rewards).to(completion_ids.device),
-            old_logps=scores.pop("logps"),
+            advantages=group_advantages(rewards, args.num_generations, scale=args.scale_rewards).to(device),
+            old_logps=old_logps,
             gradient_weight=scores.pop("gradient_weight"),
             ref_logps=ref_logps,
             scores={name: value for name, value in scores.items() if name != "permutation"},
             timing={"generation_s": generation_s, "attribution_s": attribution_s},
+            sampler_logps=sampled.sampler_logps,
+            importance_weights=importance_weights,
         )
 
     def _select(self, rollouts: list[PromptRollout]) -> None:
@@ -346,7 +409,8 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         iteration = (self._micro_step // args.gradient_accumulation_steps) % args.num_iterations
         self._micro_step += 1
         if iteration == 0 or slot not in self._rollout_buffer:
-            rollouts = [self._rollout(sample, slot * len(samples) + i) for i, sample in enumerate(samples)]
+            self._sync_rollout_weights()
+            rollouts = self._rollouts(samples, slot * len(samples))
             self._select(rollouts)
             self._log_rollouts(rollouts)
             self._dump_rollouts(rollouts)
@@ -439,6 +503,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             epsilon_low=args.epsilon, epsilon_high=args.epsilon_high, aggregation=args.loss_aggregation,
             mask_kl=args.mask_kl, bias_correction_kl=args.use_bias_correction_kl,
             max_completion_length=args.max_completion_length, global_normaliser=step_tokens,
+            importance_weights=rollout.importance_weights,
         )
         for name in ("clip_fraction", "kl", "selected_fraction"):
             self._metrics[name].append(metrics[name].item())

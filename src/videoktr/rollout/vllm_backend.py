@@ -1,0 +1,214 @@
+"""The ``vllm`` rollout backend: the trainer's side of the vLLM rollout server.
+
+Each trainer process connects to the server (``rollout.vllm_server``) and sends its own prompts:
+the prompt's tokens with one placeholder per video or image, the same decoded frames with the
+same timing metadata and pixel budget the trainer scores (``data.prompts.build_engine_prompt``),
+and a seed per prompt. It gets back its own completions and the log-probs the engine sampled
+them with, from which the trainer computes the truncated importance weights
+(``core.importance``).
+
+After every optimizer step the policy's weights go to the engine before the next rollout. The
+path that is built and tested is ``safetensors``: the main process writes the policy with
+``save_pretrained`` to a directory the server can read, and the server reloads it in place and
+resets its caches. The trainer logs the path in each log line's key
+(``time/weight_sync_safetensors_s``).
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from ..data.pixels import PixelBudget
+from ..data.prompts import build_engine_prompt
+from ..models.generation import eos_token_ids
+from . import vllm_server
+from .base import RolloutRequest, SampledCompletions, SamplingSettings
+
+__all__ = ["VLLMRolloutBackend", "launch_rollout_server", "server_script"]
+
+
+def server_script() -> Path:
+    """The server's script file, to run with the engine environment's Python."""
+    return Path(vllm_server.__file__).resolve()
+
+
+def launch_rollout_server(
+    model: str | Path,
+    python: str | Path = ".venv-vllm/bin/python",
+    port: int = 0,
+    timeout: float = 600.0,
+    extra_args: Sequence[str] = (),
+    log_path: str | Path | None = None,
+) -> tuple[subprocess.Popen, int]:
+    """Start the rollout server for ``model`` with the engine environment's ``python`` and wait
+    until it listens. Returns ``(process, port)``; stop it with ``VLLMRolloutBackend.shutdown``
+    or ``process.terminate()``. ``port=0`` takes any free port. The server's output goes to
+    ``log_path`` (else to this process's stderr).
+    """
+    python = Path(python)
+    if not python.exists():
+        raise FileNotFoundError(
+            f"{python} does not exist: build the vLLM environment first with `make vllm-env` "
+            "(see the README's vLLM section), or pass the Python of an environment that has vLLM"
+        )
+    command = [str(python), str(server_script()), "--model", str(model), "--port", str(port), *extra_args]
+    sink = open(log_path, "w") if log_path is not None else sys.stderr  # noqa: SIM115 - the server outlives this call
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A thread passes the server's output on (to the log) for as long as it runs, and hands
+    # this call the ready line; the wait below then never blocks on a silent server.
+    ready: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in process.stdout:
+            sink.write(line)
+            sink.flush()
+            if line.startswith(vllm_server.READY_LINE):
+                ready.put(line)
+        ready.put("")  # the server exited
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        line = ready.get(timeout=timeout)
+    except queue.Empty:
+        line = None
+    if line:
+        address = line[len(vllm_server.READY_LINE):].split()[0]
+        return process, int(address.rsplit(":", 1)[1])
+    process.terminate()
+    what = f"exited with code {process.wait(timeout=30)}" if line == "" else f"did not start within {timeout:.0f} s"
+    raise RuntimeError(f"the rollout server for {model} {what}"
+                       + (f"; its log is {log_path}" if log_path else "; its output is above"))
+
+
+class VLLMRolloutBackend:
+    """Samples with a vLLM rollout server and keeps its weights those of the policy.
+
+    Args:
+        processor: the policy's processor (the prompts' tokens and the end-token ids).
+        pixels: the pixel budget the trainer processes media with.
+        host, port, timeout: where the server is and how long to wait for it to answer.
+        weights_dir: where the main process writes the policy's weights for the server (a
+            directory the server can read: the same machine, or a shared file system).
+        is_main_process: whether this process sends the weights (one process does).
+        wait_for_everyone: a barrier across the trainer's processes (``accelerator.wait_for_everyone``),
+            so no process samples before the new weights are in.
+        eos_token_ids: the ids that end a completion (default: the model's, from the processor's
+            tokenizer when not given).
+    """
+
+    name = "vllm"
+    needs_weights = True
+
+    def __init__(
+        self,
+        processor,
+        pixels: PixelBudget | int | None = None,
+        host: str = "127.0.0.1",
+        port: int = vllm_server.DEFAULT_PORT,
+        timeout: float = 240.0,
+        weights_dir: str | Path = "rollout_weights",
+        is_main_process: bool = True,
+        wait_for_everyone: Callable[[], None] | None = None,
+        eos_token_ids: Sequence[int] | None = None,
+    ) -> None:
+        self.processor = processor
+        self.pixels = pixels
+        self.address = (host, port)
+        self.connection = vllm_server.connect(host, port, timeout)
+        self.server = vllm_server.request(self.connection, {"op": "info"})
+        if self.server["protocol"] != vllm_server.PROTOCOL_VERSION:
+            raise RuntimeError(f"the rollout server at {host}:{port} speaks protocol {self.server['protocol']}, "
+                               f"this videoktr speaks {vllm_server.PROTOCOL_VERSION}: run the same videoktr on both")
+        self.weights_dir = Path(weights_dir)
+        self.is_main_process = is_main_process
+        self.wait_for_everyone = wait_for_everyone or (lambda: None)
+        tokenizer = processor.tokenizer
+        self.eos_token_ids = list(eos_token_ids) if eos_token_ids is not None else [tokenizer.eos_token_id]
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
+        self.weights_version: int | None = None
+        self.last_sync_s = 0.0
+
+    @classmethod
+    def for_model(cls, model, processor, **kwargs) -> VLLMRolloutBackend:
+        """A backend whose end tokens are ``model``'s (its generation config's, as ``hf`` uses)."""
+        return cls(processor, eos_token_ids=eos_token_ids(model, processor), **kwargs)
+
+    def describe(self) -> str:
+        host, port = self.address
+        return (f"rollouts: vLLM {self.server['vllm_version']} server at {host}:{port} ({self.server['model']}, "
+                f"{self.server['device']}); weights: safetensors reload after every optimizer step")
+
+    # ------------------------------------------------------------------ sampling
+
+    def sample(self, requests: Sequence[RolloutRequest], settings: SamplingSettings) -> list[SampledCompletions]:
+        if not requests:
+            return []
+        prompts = []
+        for request in requests:
+            prompt = build_engine_prompt(self.processor, request.sample, request.media, self.pixels)
+            prompt["seed"] = int(request.seed % (2**31))
+            prompts.append(prompt)
+        sampling = {
+            "n": settings.num_generations,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_tokens": settings.max_completion_length,
+            "stop_token_ids": self.eos_token_ids,
+        }
+        reply = vllm_server.request(self.connection, {"op": "generate", "prompts": prompts, "sampling": sampling})
+        return [self._completions(choices) for choices in reply["completions"]]
+
+    def _completions(self, choices: list[dict]) -> SampledCompletions:
+        """Right-pad one prompt's completions to ``[G, T]``; the mask ends at the end token."""
+        length = max(1, max(len(choice["token_ids"]) for choice in choices))
+        ids = torch.full((len(choices), length), self.pad_token_id, dtype=torch.long)
+        logps = torch.zeros((len(choices), length), dtype=torch.float32)
+        mask = torch.zeros((len(choices), length), dtype=torch.bool)
+        for row, choice in enumerate(choices):
+            count = len(choice["token_ids"])
+            ids[row, :count] = torch.tensor(choice["token_ids"], dtype=torch.long)
+            logps[row, :count] = torch.tensor(choice["logprobs"], dtype=torch.float32)
+            mask[row, :count] = True  # the engine stops at (and returns) the end token
+        return SampledCompletions(ids, mask, logps)
+
+    # ------------------------------------------------------------------ weights
+
+    def sync_weights(self, model: torch.nn.Module, step: int, state_dict: dict | None = None) -> str:
+        """Write ``model``'s weights (or ``state_dict``, a full one, e.g. gathered from FSDP
+        shards) as safetensors and have the server reload them; every process then waits until
+        they are in. Returns ``"safetensors"``, the path they took."""
+        start = time.perf_counter()
+        if self.is_main_process:
+            target = self.weights_dir / f"step-{step:06d}"
+            if target.exists():
+                shutil.rmtree(target)
+            model.save_pretrained(target, state_dict=state_dict, max_shard_size="100GB")
+            vllm_server.request(self.connection, {"op": "load_weights", "path": str(target.resolve()), "version": step})
+            for old in self.weights_dir.glob("step-*"):  # the server has read them
+                if old != target:
+                    shutil.rmtree(old, ignore_errors=True)
+        self.wait_for_everyone()
+        self.weights_version = step
+        self.last_sync_s = time.perf_counter() - start
+        return "safetensors"
+
+    def shutdown(self) -> None:
+        """Stop the server (for a server this run started)."""
+        try:
+            self.connection.send({"op": "shutdown"})
+            self.connection.recv()
+        except (EOFError, OSError):
+            pass
+        self.close()
+
+    def close(self) -> None:
+        self.connection.close()
