@@ -276,6 +276,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         device = self.accelerator.device
         completion_ids, completion_mask = sampled.completion_ids.to(device), sampled.completion_mask.to(device)
         policy = self._unwrapped()
+        start = time.perf_counter()
         texts = self._decode_texts(completion_ids, completion_mask)
         rewards, per_function = compute_rewards(
             texts, [sample.row] * len(texts), self.reward_functions, self.reward_weights
@@ -287,6 +288,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             bonus = self._temporal_bonus(sample, media, accuracy, seed)
             rewards = rewards + bonus
             per_function["temporal_bonus"] = bonus
+        reward_s = time.perf_counter() - start
 
         start = time.perf_counter()
         attributor = self._attributor(policy, args.selected_signals if args.token_selection != "none" else (), seed,
@@ -322,7 +324,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             gradient_weight=scores.pop("gradient_weight"),
             ref_logps=ref_logps,
             scores={name: value for name, value in scores.items() if name != "permutation"},
-            timing={"generation_s": generation_s, "attribution_s": attribution_s},
+            timing={"generation_s": generation_s, "reward_s": reward_s, "attribution_s": attribution_s},
             sampler_logps=sampled.sampler_logps,
             importance_weights=importance_weights,
         )
@@ -546,7 +548,8 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
                 torch.tensor([sums, counts], dtype=torch.float64, device=self.accelerator.device), reduction="sum"
             )
             logs = {**logs, **{name: s / c for name, s, c in zip(names, *totals.tolist()) if c > 0}}
-            step_time = sum(logs.get(k, 0.0) for k in ("time/generation_s", "time/attribution_s", "time/loss_s"))
+            step_time = sum(logs.get(k, 0.0) for k in ("time/generation_s", "time/reward_s", "time/attribution_s",
+                                                         "time/loss_s"))
             if step_time > 0 and "time/attribution_s" in logs:
                 logs["time/attribution_share"] = logs["time/attribution_s"] / step_time
             self._metrics.clear()

@@ -1,0 +1,217 @@
+"""One RL step, GRPO against key-token RL (video_ktr), with each backend that samples rollouts.
+
+    python benchmarks/step.py            # the realistic shape, a table
+    python benchmarks/step.py --json     # one JSON object (grpo_step_s, ktr_step_s, time_ratio, ...)
+    python benchmarks/step.py --quick    # a smaller shape, a few minutes on CPU
+
+The shape is the attribution benchmark's (``benchmarks/attribution.py``: a ~28M-parameter
+Qwen2.5-VL, 16 frames of 224x448, 1,024 video tokens), one prompt, G = 8 completions of 128
+tokens: video-dominated, as video RL is. Each (backend, preset) pair runs in its own process,
+``videoktr``'s trainer for two optimizer steps; the second is measured (the first pays one-time
+costs): its wall time, the trainer's per-stage times (``time/generation_s``, ``time/reward_s``,
+``time/attribution_s``, ``time/loss_s``), and the process's peak memory above its level after
+the trainer was built (CUDA: ``max_memory_allocated``; CPU: resident set size sampled every
+millisecond). A random model almost never emits its end token, so every completion runs to 128
+tokens and both presets score the same number of tokens.
+
+Backends: ``hf`` always; ``vllm`` when the engine's environment exists (``make vllm-env``; pass
+``--vllm_python`` for another), with one rollout server started for the whole benchmark. The
+server's own memory is its process's and is not in the trainer's peak. ``time_ratio`` and
+``memory_ratio`` compare ``video_ktr`` with ``grpo`` on the ``hf`` backend; ``*_tokens_per_s``
+are completion tokens per second of the generation stage of the ``grpo`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attribution import SHAPES, _build, _cuda_available, _PeakMemory  # noqa: E402
+
+PRESETS = ("grpo", "video_ktr")
+STAGES = ("generation_s", "reward_s", "attribution_s", "loss_s")
+DEFAULT_VLLM_PYTHON = Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
+
+
+def write_inputs(directory: Path, shape_name: str, device: str) -> tuple[Path, Path]:
+    """The benchmark's model (saved) and a one-row dataset whose video is the shape's frames."""
+    import av
+    import numpy as np
+
+    shape = SHAPES[shape_name]
+    model, processor, _, frames, _ = _build(shape, "qwen2_5_vl", "cpu")
+    model_dir = directory / "model"
+    model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+    video = directory / "clip.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=2)
+        stream.height, stream.width = frames.shape[2], frames.shape[3]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18"}
+        for frame in frames.permute(0, 2, 3, 1).numpy().astype(np.uint8):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    row = {"problem": "What happened first, and why?", "problem_type": "multiple choice",
+           "options": ["A. the ball fell", "B. the door opened", "C. the light went out", "D. nothing"],
+           "solution": "<answer>A</answer>", "path": "./clip.mp4", "data_type": "video"}
+    dataset = directory / "train.jsonl"
+    dataset.write_text(json.dumps(row) + "\n")
+    return model_dir, dataset
+
+
+def run_child(args: argparse.Namespace) -> dict:
+    """Two optimizer steps of one preset on one backend in this process; the second measured."""
+    import warnings
+
+    from transformers import TrainerCallback
+
+    from videoktr.data.dataset import VideoR1Dataset
+    from videoktr.models import load_local_model
+    from videoktr.train import load_config
+    from videoktr.train.trainer import VideoGRPOTrainer
+
+    warnings.simplefilter("ignore")
+    shape = SHAPES[args.shape]
+    frames, height, width = shape["frames"], shape["height"], shape["width"]
+    flags = [
+        "--model", args.model, "--dataset", args.dataset, "--output_dir", args.output_dir, "--preset", args.preset,
+        "--rollout_backend", args.backend, *(["--vllm_server_port", str(args.port)] if args.backend == "vllm" else []),
+        "--num_generations", str(shape["completions"]), "--max_completion_length", str(shape["completion_length"]),
+        "--per_device_train_batch_size", "1", "--max_steps", "2", "--save_strategy", "no", "--report_to", "none",
+        "--fps", "2", "--min_frames", str(frames), "--max_frames", str(frames),
+        "--video_max_pixels", str(height * width), "--video_min_pixels", str(height * width),
+        "--disable_tqdm", "true", "--seed", "0",
+    ]
+    if args.device == "cpu":
+        flags += ["--use_cpu", "true"]
+    config = load_config(flags)
+    model, processor = load_local_model(config.model)
+    dataset = VideoR1Dataset(config.dataset, fps=config.fps, min_frames=config.min_frames, max_frames=config.max_frames)
+    step_ends = []
+
+    class StepClock(TrainerCallback):
+        """The trainer samples a step's rollouts before its on_step_begin: a step is timed from
+        the previous step's end to its own."""
+
+        def on_step_end(self, *unused, **kwargs):
+            step_ends.append(time.perf_counter())
+
+    trainer = VideoGRPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=processor,
+                               callbacks=[StepClock()])
+    with _PeakMemory(args.device) as memory:
+        trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "time/generation_s" in entry]
+    last = logs[-1]
+    completion_tokens = last["completion_length"] * shape["completions"]
+    return {
+        "step_s": step_ends[-1] - step_ends[-2],
+        "stages": {name: last.get(f"time/{name}", 0.0) for name in STAGES},
+        "peak_mb": memory.peak_mb,
+        "completion_tokens": completion_tokens,
+        "tokens_per_s": completion_tokens / last["time/generation_s"],
+        "weight_sync_s": next((value for key, value in last.items() if key.startswith("time/weight_sync_")), None),
+        "logp_mismatch_mean": last.get("rollout/logp_mismatch_mean"),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller shape")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
+    parser.add_argument("--backends", nargs="+", default=None, choices=("hf", "vllm"),
+                        help="default: hf, and vllm when its environment exists")
+    parser.add_argument("--vllm_python", default=str(DEFAULT_VLLM_PYTHON), help="the engine environment's Python")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    for name in ("preset", "backend", "model", "dataset", "output_dir", "shape"):
+        parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(args)))
+        return 0
+
+    shape_name = "quick" if args.quick else "full"
+    backends = args.backends or (["hf", "vllm"] if Path(args.vllm_python).exists() else ["hf"])
+    say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    results: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        say("building the model and the video ...")
+        model_dir, dataset = write_inputs(directory, shape_name, args.device)
+        server = None
+        port = 0
+        if "vllm" in backends:
+            from videoktr.rollout import launch_rollout_server
+
+            say("starting the vLLM rollout server ...")
+            server, port = launch_rollout_server(model_dir, python=args.vllm_python, port=0,
+                                                 log_path=directory / "server.log")
+        try:
+            for backend in backends:
+                for preset in PRESETS:
+                    say(f"{backend} / {preset} ...")
+                    command = [sys.executable, __file__, "--child", "--preset", preset, "--backend", backend,
+                               "--model", str(model_dir), "--dataset", str(dataset), "--shape", shape_name,
+                               "--output_dir", str(directory / f"run-{backend}-{preset}"), "--port", str(port),
+                               "--device", args.device]
+                    completed = subprocess.run(command, capture_output=True, text=True,
+                                               env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+                    if completed.returncode != 0:
+                        sys.stderr.write(completed.stderr[-5000:])
+                        return completed.returncode
+                    results.setdefault(backend, {})[preset] = json.loads(completed.stdout.strip().splitlines()[-1])
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=60)
+
+    hf = results["hf"]
+    summary = {
+        "shape": shape_name,
+        "device": args.device,
+        "completions": SHAPES[shape_name]["completions"],
+        "completion_length": SHAPES[shape_name]["completion_length"],
+        "grpo_step_s": round(hf["grpo"]["step_s"], 3),
+        "ktr_step_s": round(hf["video_ktr"]["step_s"], 3),
+        "time_ratio": round(hf["video_ktr"]["step_s"] / hf["grpo"]["step_s"], 3),
+        "grpo_peak_mb": round(hf["grpo"]["peak_mb"], 1),
+        "ktr_peak_mb": round(hf["video_ktr"]["peak_mb"], 1),
+        "memory_ratio": round(hf["video_ktr"]["peak_mb"] / hf["grpo"]["peak_mb"], 3),
+        "hf_tokens_per_s": round(hf["grpo"]["tokens_per_s"], 1),
+        "runs": results,
+    }
+    if "vllm" in results:
+        summary["vllm_tokens_per_s"] = round(results["vllm"]["grpo"]["tokens_per_s"], 1)
+        summary["vllm_speedup"] = round(summary["vllm_tokens_per_s"] / summary["hf_tokens_per_s"], 2)
+        vllm = results["vllm"]
+        summary["vllm_time_ratio"] = round(vllm["video_ktr"]["step_s"] / vllm["grpo"]["step_s"], 3)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"one RL step: 1 prompt ({SHAPES[shape_name]['frames']} frames), G = {summary['completions']} x "
+          f"{summary['completion_length']} tokens, {args.device}")
+    print(f"{'backend':8} {'preset':10} {'step s':>8} " + " ".join(f"{name:>14}" for name in STAGES)
+          + f" {'peak MB':>9} {'tokens/s':>9}")
+    for backend, runs in results.items():
+        for preset, run in runs.items():
+            print(f"{backend:8} {preset:10} {run['step_s']:8.2f} "
+                  + " ".join(f"{run['stages'][name]:14.2f}" for name in STAGES)
+                  + f" {run['peak_mb']:9.0f} {run['tokens_per_s']:9.1f}")
+    print(f"\nvideo_ktr / grpo (hf): time {summary['time_ratio']:.3f}, peak memory {summary['memory_ratio']:.3f}")
+    if "vllm_tokens_per_s" in summary:
+        print(f"generation: vLLM {summary['vllm_tokens_per_s']:.1f} tokens/s against hf "
+              f"{summary['hf_tokens_per_s']:.1f} ({summary['vllm_speedup']:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
