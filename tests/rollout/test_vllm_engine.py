@@ -168,3 +168,27 @@ def test_two_processes_each_get_their_own_rollouts(served, video_dataset, tmp_pa
     assert findings["max_weight_change"] > 0 and findings["max_weight_difference"] == 0.0
     logged = [entry for entry in findings["log_history"] if "loss" in entry]
     assert logged and all("time/weight_sync_safetensors_s" in entry for entry in logged)
+
+
+def test_evaluation_on_the_engine_answers_as_the_model_does(served, tmp_path, capsys):
+    """`videoktr eval run --backend vllm` against `--backend hf`, greedy, on the same questions,
+    frames and pixel budget: the same answers, or a parting at a near-tie (counted)."""
+    from videoktr.synthetic import generate_dataset
+
+    model_dir, port = served
+    generate_dataset(tmp_path / "world", 20, seed=0, test_fraction=0.3, progress=False)
+    outputs = {}
+    for backend in ("hf", "vllm"):
+        predictions = tmp_path / f"{backend}.jsonl"
+        args = ["eval", "run", "--benchmark", "synthetic", "--data", str(tmp_path / "world"), "--model", str(model_dir),
+                "--output", str(predictions), "--max-new-tokens", "24", "--temperature", "0", "--num_frames", "4",
+                "--backend", backend, "--vllm_server_port", str(port), "--batch_size", "2"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main([*args, "--limit", "3"]) == 0
+            assert main(args) == 0  # resumable on the engine as on the model
+        outputs[backend] = {row["id"]: row["output"] for row in map(json.loads, predictions.read_text().splitlines())}
+    assert outputs["hf"].keys() == outputs["vllm"].keys() and len(outputs["hf"]) == 6
+    same = sum(outputs["hf"][key] == outputs["vllm"][key] for key in outputs["hf"])
+    print(f"identical greedy answers: {same} of {len(outputs['hf'])}")
+    assert same >= len(outputs["hf"]) - 1, outputs

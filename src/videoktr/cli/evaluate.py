@@ -55,6 +55,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_parser.add_argument("--limit", type=int, default=None, help="only the first N questions")
     run_parser.add_argument("--parser", default="official", help="official (the benchmark's own rules) or strict")
     run_parser.add_argument("--bf16", action="store_true", help="load the model in bfloat16")
+    run_parser.add_argument("--backend", choices=("hf", "vllm"), default="hf",
+                            help="who generates: the model loaded here (hf) or a vLLM rollout server serving it "
+                                 "(vllm: start `videoktr rollout-server --model MODEL` first)")
+    add_flag(run_parser, "vllm_server_host", default="127.0.0.1", help="the rollout server's host (--backend vllm)")
+    add_flag(run_parser, "vllm_server_port", type=int, default=8765, help="the rollout server's port (--backend vllm)")
     run_parser.add_argument("--overwrite", action="store_true",
                             help="remove the predictions already in --output and start over (a resume must otherwise "
                                  "use the same model and settings; --batch_size and --limit may change)")
@@ -104,9 +109,19 @@ def run_benchmark(args: argparse.Namespace) -> int:
     model_name = str(Path(args.model).resolve())
     if not args.overwrite:
         check_run_record(args.output, run_record(args.benchmark, model_name, settings))
-    model, processor = load_local_model(args.model, bf16=args.bf16)
-    if torch.cuda.is_available():
-        model = model.to("cuda")
+    if args.backend == "vllm":  # the server holds the model: only its processor and end tokens here
+        from transformers import AutoProcessor, GenerationConfig
+
+        from videoktr.rollout import VLLMRolloutBackend
+
+        processor = AutoProcessor.from_pretrained(args.model)
+        eos = GenerationConfig.from_pretrained(args.model).eos_token_id
+        model = VLLMRolloutBackend(processor, host=args.vllm_server_host, port=args.vllm_server_port,
+                                   eos_token_ids=eos if isinstance(eos, list) else None if eos is None else [eos])
+    else:
+        model, processor = load_local_model(args.model, bf16=args.bf16)
+        if torch.cuda.is_available():
+            model = model.to("cuda")
     summary = run_evaluation(
         model, processor, args.benchmark, args.data, args.output, num_frames=args.num_frames, fps=args.fps,
         max_pixels=args.max_pixels, video_min_pixels=args.video_min_pixels,

@@ -38,6 +38,7 @@ __all__ = [
     "REASONING_INSTRUCTION",
     "build_batch_inputs",
     "build_engine_prompt",
+    "build_engine_questions",
     "build_messages",
     "build_prompt_inputs",
     "build_prompt_text",
@@ -237,19 +238,11 @@ def _padding_side(tokenizer: Any, side: str | None) -> Iterator[None]:
         tokenizer.padding_side = previous
 
 
-def build_batch_inputs(
-    processor: Any,
-    prompts: Sequence[str],
-    videos: Sequence[DecodedVideo],
-    pixels: PixelBudget | int | None = None,
-    left_pad: bool = False,
-) -> Any:
-    """Model inputs for a batch of video questions (evaluation): ``prompts[i]`` is the user
-    turn's text after the video ``videos[i]``, as benchmarks word it (no think/answer
-    instruction is added). The batched form of ``build_prompt_inputs``: frames with their timing
-    metadata, ``do_sample_frames=False``, a one-frame clip doubled, ``pixels`` the budget of
-    the longest clip, and, with ``left_pad``, prompts padded on the left for batched generation.
-    """
+def _question_arguments(
+    processor: Any, prompts: Sequence[str], videos: Sequence[DecodedVideo], pixels: PixelBudget | int | None
+) -> tuple[list[str], list[tuple[torch.Tensor, dict[str, Any]]], dict[str, Any]]:
+    """The texts, clips and video keyword arguments of a batch of evaluation questions, shared by
+    the processor call (``build_batch_inputs``) and an engine's prompts (``build_engine_questions``)."""
     texts = [
         processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}],
@@ -264,6 +257,23 @@ def build_batch_inputs(
         "do_sample_frames": False,
         **video_size_kwargs(processor.video_processor, longest, PixelBudget.of(pixels)),
     }
+    return texts, clips, videos_kwargs
+
+
+def build_batch_inputs(
+    processor: Any,
+    prompts: Sequence[str],
+    videos: Sequence[DecodedVideo],
+    pixels: PixelBudget | int | None = None,
+    left_pad: bool = False,
+) -> Any:
+    """Model inputs for a batch of video questions (evaluation): ``prompts[i]`` is the user
+    turn's text after the video ``videos[i]``, as benchmarks word it (no think/answer
+    instruction is added). The batched form of ``build_prompt_inputs``: frames with their timing
+    metadata, ``do_sample_frames=False``, a one-frame clip doubled, ``pixels`` the budget of
+    the longest clip, and, with ``left_pad``, prompts padded on the left for batched generation.
+    """
+    texts, clips, videos_kwargs = _question_arguments(processor, prompts, videos, pixels)
     with _padding_side(processor.tokenizer, "left" if left_pad else None):
         return processor(
             text=texts,
@@ -273,3 +283,25 @@ def build_batch_inputs(
             padding=True,
             return_tensors="pt",
         )
+
+
+def build_engine_questions(
+    processor: Any,
+    prompts: Sequence[str],
+    videos: Sequence[DecodedVideo],
+    pixels: PixelBudget | int | None = None,
+) -> list[dict[str, Any]]:
+    """A batch of evaluation questions as an inference engine takes them (the form of
+    ``build_engine_prompt``), from the same texts, frames, timing and pixel budget as
+    ``build_batch_inputs`` gives the processor."""
+    texts, clips, videos_kwargs = _question_arguments(processor, prompts, videos, pixels)
+    return [
+        {
+            "prompt_token_ids": list(processor.tokenizer(text, add_special_tokens=False)["input_ids"]),
+            "media_type": "video",
+            "media": frames.permute(0, 2, 3, 1).contiguous().numpy(),
+            "metadata": metadata,
+            "processor_kwargs": dict(videos_kwargs),
+        }
+        for text, (frames, metadata) in zip(texts, clips)
+    ]

@@ -17,9 +17,10 @@ from typing import Any
 
 from .. import defaults
 from ..data.pixels import PixelBudget
-from ..data.prompts import build_batch_inputs
+from ..data.prompts import build_batch_inputs, build_engine_questions
 from ..data.video import DecodedVideo, decode_uniform, decode_video
 from ..models.generation import generate_texts
+from ..rollout import VLLMRolloutBackend
 
 __all__ = ["EvalSettings", "answer_batch", "decode_clip"]
 
@@ -84,6 +85,11 @@ def decode_clip(path: str | os.PathLike, settings: EvalSettings) -> DecodedVideo
 
 def answer_batch(model: Any, processor: Any, prompts: Sequence[str], videos: Sequence[DecodedVideo],
                  settings: EvalSettings) -> list[str]:
-    """One generated answer per question (prompts padded on the left when batched)."""
+    """One generated answer per question (prompts padded on the left when batched), by ``model``,
+    or by a vLLM rollout server when ``model`` is a ``rollout.VLLMRolloutBackend`` (the same
+    texts, frames, timing, pixel budget and sampling settings, sent to the engine)."""
+    if isinstance(model, VLLMRolloutBackend):
+        questions = build_engine_questions(processor, prompts, videos, settings.pixel_budget)
+        return model.generate_texts(questions, settings.max_new_tokens, settings.temperature, settings.top_p)
     inputs = build_batch_inputs(processor, prompts, videos, settings.pixel_budget, left_pad=settings.batch_size > 1)
     return generate_texts(model, processor, inputs, settings.max_new_tokens, settings.temperature, settings.top_p)

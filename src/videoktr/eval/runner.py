@@ -158,7 +158,8 @@ def run_evaluation(
     """Generate an answer for every question of ``benchmark`` and score it.
 
     Args:
-        model, processor: a Qwen2-VL / Qwen2.5-VL / Qwen3-VL model and its processor.
+        model, processor: a Qwen2-VL / Qwen2.5-VL / Qwen3-VL model and its processor; or, for
+            ``model``, a ``rollout.VLLMRolloutBackend`` whose server serves that model.
         benchmark: a key of ``BENCHMARKS``.
         data_dir: the benchmark's annotation folder (layout in each benchmark module).
         output_file: the predictions JSONL; rows already there (by id) are not asked again.

@@ -167,6 +167,20 @@ class VLLMRolloutBackend:
         reply = vllm_server.request(self.connection, {"op": "generate", "prompts": prompts, "sampling": sampling})
         return [self._completions(choices) for choices in reply["completions"]]
 
+    def generate_texts(self, engine_prompts: Sequence[dict], max_new_tokens: int, temperature: float = 0.0,
+                       top_p: float = 1.0, seed: int = 0) -> list[str]:
+        """One answer per prompt (evaluation: ``data.build_engine_questions``), decoded as
+        ``models.generation.generate_texts`` decodes (special tokens skipped); greedy when
+        ``temperature <= 0``."""
+        if not engine_prompts:
+            return []
+        prompts = [{**prompt, "seed": seed} for prompt in engine_prompts]
+        sampling = {"n": 1, "temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens,
+                    "stop_token_ids": self.eos_token_ids}
+        reply = vllm_server.request(self.connection, {"op": "generate", "prompts": prompts, "sampling": sampling})
+        ids = [choices[0]["token_ids"] for choices in reply["completions"]]
+        return self.processor.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
     def _completions(self, choices: list[dict]) -> SampledCompletions:
         """Right-pad one prompt's completions to ``[G, T]``; the mask ends at the end token."""
         length = max(1, max(len(choice["token_ids"]) for choice in choices))
