@@ -7,8 +7,9 @@
 The shape is the attribution benchmark's (``benchmarks/attribution.py``: a ~28M-parameter
 Qwen2.5-VL, 16 frames of 224x448, 1,024 video tokens), one prompt, G = 8 completions of 128
 tokens: video-dominated, as video RL is. Each (backend, preset) pair runs in its own process,
-``videoktr``'s trainer for two optimizer steps; the second is measured (the first pays one-time
-costs): its wall time, the trainer's per-stage times (``time/generation_s``, ``time/reward_s``,
+``videoktr``'s trainer for 1 + 3 optimizer steps (1 + 2 with ``--quick``); the first pays
+one-time costs, the medians of the others are reported: the step's wall time (from one step's
+end to the next, rollouts included), the trainer's per-stage times (``time/generation_s``, ``time/reward_s``,
 ``time/attribution_s``, ``time/loss_s``), and the process's peak memory above its level after
 the trainer was built (CUDA: ``max_memory_allocated``; CPU: resident set size sampled every
 millisecond). A random model almost never emits its end token, so every completion runs to 128
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,7 +87,8 @@ def run_child(args: argparse.Namespace) -> dict:
         "--model", args.model, "--dataset", args.dataset, "--output_dir", args.output_dir, "--preset", args.preset,
         "--rollout_backend", args.backend, *(["--vllm_server_port", str(args.port)] if args.backend == "vllm" else []),
         "--num_generations", str(shape["completions"]), "--max_completion_length", str(shape["completion_length"]),
-        "--per_device_train_batch_size", "1", "--max_steps", "2", "--save_strategy", "no", "--report_to", "none",
+        "--per_device_train_batch_size", "1", "--max_steps", str(1 + shape["repeats"]), "--save_strategy", "no",
+        "--report_to", "none",
         "--fps", "2", "--min_frames", str(frames), "--max_frames", str(frames),
         "--video_max_pixels", str(height * width), "--video_min_pixels", str(height * width),
         "--disable_tqdm", "true", "--seed", "0",
@@ -108,17 +111,22 @@ def run_child(args: argparse.Namespace) -> dict:
                                callbacks=[StepClock()])
     with _PeakMemory(args.device) as memory:
         trainer.train()
-    logs = [entry for entry in trainer.state.log_history if "time/generation_s" in entry]
-    last = logs[-1]
-    completion_tokens = last["completion_length"] * shape["completions"]
+    measured = [entry for entry in trainer.state.log_history if "time/generation_s" in entry][1:]
+
+    def median(key: str) -> float:
+        return statistics.median(entry.get(key, 0.0) for entry in measured)
+
+    completion_tokens = median("completion_length") * shape["completions"]
+    sync_key = next((key for key in measured[-1] if key.startswith("time/weight_sync_")), None)
     return {
-        "step_s": step_ends[-1] - step_ends[-2],
-        "stages": {name: last.get(f"time/{name}", 0.0) for name in STAGES},
+        "step_s": statistics.median(later - earlier for earlier, later in zip(step_ends, step_ends[1:])),
+        "steps_measured": len(measured),
+        "stages": {name: median(f"time/{name}") for name in STAGES},
         "peak_mb": memory.peak_mb,
         "completion_tokens": completion_tokens,
-        "tokens_per_s": completion_tokens / last["time/generation_s"],
-        "weight_sync_s": next((value for key, value in last.items() if key.startswith("time/weight_sync_")), None),
-        "logp_mismatch_mean": last.get("rollout/logp_mismatch_mean"),
+        "tokens_per_s": completion_tokens / median("time/generation_s"),
+        "weight_sync_s": median(sync_key) if sync_key else None,
+        "logp_mismatch_mean": median("rollout/logp_mismatch_mean") if "rollout/logp_mismatch_mean" in measured[-1] else None,
     }
 
 

@@ -342,3 +342,14 @@ def test_freeze_vision_encoder_leaves_the_encoder_unchanged(tiny_model_dir, data
     visual = [n for n in before if ".visual." in f".{n}"]
     assert visual and all(torch.equal(before[n], after[n]) for n in visual)
     assert any(not torch.equal(before[n], after[n]) for n in before if n not in visual)  # the LM moved
+
+
+def test_vanilla_grpo_skips_the_scoring_pass_it_does_not_need(tiny_model_dir, dataset_file, tmp_path):
+    """One update per rollout, no signals, no dump: GRPO's ratio is taken against the loss
+    pass's own detached log-probs, so the rollout runs no extra pass over the completions."""
+    grpo = build_trainer(tiny_model_dir, dataset_file, tmp_path / "a", "--preset", "grpo")
+    assert all(rollout.old_logps is None for rollout in fresh_rollouts(grpo))
+    dumping = build_trainer(tiny_model_dir, dataset_file, tmp_path / "b", "--preset", "grpo", "--rollout_dump_steps", "1")
+    assert all(rollout.gradient_weight is not None for rollout in fresh_rollouts(dumping))
+    reused = build_trainer(tiny_model_dir, dataset_file, tmp_path / "c", "--preset", "grpo", "--num_iterations", "2")
+    assert all(rollout.old_logps is not None for rollout in fresh_rollouts(reused))

@@ -64,7 +64,8 @@ class PromptRollout:
     Set by the rollout: ``sample`` (the dataset row), ``prompt_inputs`` (the processor's output),
     ``completion_ids`` / ``completion_mask`` (true up to and including the end token),
     ``texts``, ``rewards`` (weighted sum) and ``rewards_per_function``, ``advantages``,
-    ``old_logps`` (the sampling policy's log-probs, from the attribution pass), ``ref_logps``
+    ``old_logps`` (the sampling policy's log-probs, from the attribution pass; None where no
+    step needs them: vanilla GRPO with one update per rollout), ``ref_logps``
     (the reference model's, or None), ``scores`` (signal -> ``[G, T]``, NaN where unavailable),
     ``gradient_weight`` (each token's ``g_t``, ``core.signals.token_log_stats``, or None) and
     ``timing`` (seconds per phase); from a sampler other than the policy (vLLM),
@@ -83,7 +84,7 @@ class PromptRollout:
     rewards: torch.Tensor
     rewards_per_function: dict[str, torch.Tensor]
     advantages: torch.Tensor
-    old_logps: torch.Tensor
+    old_logps: torch.Tensor | None
     ref_logps: torch.Tensor | None = None
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)

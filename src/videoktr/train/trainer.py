@@ -291,9 +291,11 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         reward_s = time.perf_counter() - start
 
         start = time.perf_counter()
-        attributor = self._attributor(policy, args.selected_signals if args.token_selection != "none" else (), seed,
-                                      gradient_weight=True)
-        scores = attributor.score(prompt_inputs, completion_ids, completion_mask)
+        scores = {"logps": None, "gradient_weight": None}
+        if self._needs_scoring_pass(sampled):
+            attributor = self._attributor(policy, args.selected_signals if args.token_selection != "none" else (),
+                                          seed, gradient_weight=True)
+            scores = attributor.score(prompt_inputs, completion_ids, completion_mask)
         ref_logps = None
         if self.ref_model is not None:
             reference = self._attributor(self.accelerator.unwrap_model(self.ref_model), (), seed)
@@ -328,6 +330,17 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             sampler_logps=sampled.sampler_logps,
             importance_weights=importance_weights,
         )
+
+    def _needs_scoring_pass(self, sampled: SampledCompletions) -> bool:
+        """Whether the rollout needs the policy's no-grad pass over its completions: for the
+        signals, for old log-probs (reused rollouts, or a sampler other than the policy), or
+        for this step's rollout dump (gradient weights). Vanilla GRPO with one update per
+        rollout needs none of them (its ratio is taken against the loss pass's own detached
+        log-probs, as TRL does), and skips it."""
+        args = self.args
+        dumping = bool(args.rollout_dump_steps) and self.state.global_step % args.rollout_dump_steps == 0
+        return (args.token_selection != "none" or args.num_iterations > 1 or sampled.sampler_logps is not None
+                or dumping)
 
     def _select(self, rollouts: list[PromptRollout]) -> None:
         """Key-token masks or soft weights over the micro-batch (``batch`` scope spans its prompts)."""
