@@ -265,7 +265,13 @@ def main() -> None:
         sys.exit("FAIL: run under `accelerate launch` with --num_processes 2 or more (see the docstring)")
     distributed = train(work, "multi", rank, options, accumulation=1)
     if distributed is None:
-        return
+        # A non-main rank is done once the process group is down. Leave without the interpreter's
+        # teardown, where a native thread still joinable aborted the process now and then on CPU
+        # ("terminate called without an active exception", after the check had passed), which the
+        # launcher then reports as a failed run.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     env = {k: v for k, v in os.environ.items() if k not in _LAUNCHER_NAMES and not k.startswith(_LAUNCHER_PREFIXES)}
     if torch.cuda.is_available() and not options.use_cpu:
         env["CUDA_VISIBLE_DEVICES"] = str(torch.cuda.current_device()) if "CUDA_VISIBLE_DEVICES" not in os.environ \
