@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # pytest exits 5 when it collects no tests: that is a failure, never a pass.
-test: install
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+run_pytest = @$(BIN)/python -m pytest $(1) $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make $@: pytest collected no tests" >&2; fi; \
 	exit $$status
+
+test: install
+	$(call run_pytest,)
 
 # The whole method on the built-in synthetic world, on CPU: writes demo_output/ (report.html,
 # plots, summary.json). DEMO_ARGS passes options, e.g. DEMO_ARGS="--seed 1 --json out.json".
@@ -53,9 +55,7 @@ vllm-env: $(VLLM_STAMP)
 
 # The opt-in tests that start a vLLM rollout server (marker `vllm`, left out of `make test`).
 test-vllm: install vllm-env
-	@$(BIN)/python -m pytest -m vllm $(PYTEST_ARGS); status=$$?; \
-	if [ $$status -eq 5 ]; then echo "make test-vllm: pytest collected no tests" >&2; fi; \
-	exit $$status
+	$(call run_pytest,-m vllm)
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) build dist src/*.egg-info .pytest_cache demo_output

@@ -42,7 +42,7 @@ STAGES = ("generation_s", "reward_s", "attribution_s", "loss_s")
 DEFAULT_VLLM_PYTHON = Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
 
 
-def write_inputs(directory: Path, shape_name: str, device: str) -> tuple[Path, Path]:
+def write_inputs(directory: Path, shape_name: str) -> tuple[Path, Path]:
     """The benchmark's model (saved) and a one-row dataset whose video is the shape's frames."""
     import av
     import numpy as np
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         say("building the model and the video ...")
-        model_dir, dataset = write_inputs(directory, shape_name, args.device)
+        model_dir, dataset = write_inputs(directory, shape_name)
         server = None
         port = 0
         if "vllm" in backends:

@@ -110,14 +110,16 @@ def run_benchmark(args: argparse.Namespace) -> int:
     if not args.overwrite:
         check_run_record(args.output, run_record(args.benchmark, model_name, settings))
     if args.backend == "vllm":  # the server holds the model: only its processor and end tokens here
+        from types import SimpleNamespace
+
         from transformers import AutoProcessor, GenerationConfig
 
         from videoktr.rollout import VLLMRolloutBackend
 
         processor = AutoProcessor.from_pretrained(args.model)
-        eos = GenerationConfig.from_pretrained(args.model).eos_token_id
-        model = VLLMRolloutBackend(processor, host=args.vllm_server_host, port=args.vllm_server_port,
-                                   eos_token_ids=eos if isinstance(eos, list) else None if eos is None else [eos])
+        # The model's end tokens as the hf backend reads them (its generation config), without loading it.
+        served = SimpleNamespace(generation_config=GenerationConfig.from_pretrained(args.model))
+        model = VLLMRolloutBackend.for_model(served, processor, host=args.vllm_server_host, port=args.vllm_server_port)
     else:
         model, processor = load_local_model(args.model, bf16=args.bf16)
         if torch.cuda.is_available():

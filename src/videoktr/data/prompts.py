@@ -208,22 +208,23 @@ def build_engine_prompt(
     the processor keyword arguments (``do_sample_frames=False`` and the size bounds).
     """
     text, media_arguments = _processor_arguments(processor, sample, media, pixels)
-    token_ids = processor.tokenizer(text, add_special_tokens=False)["input_ids"]
     if sample.data_type == "video":
-        frames = media_arguments["videos"][0]
-        return {
-            "prompt_token_ids": list(token_ids),
-            "media_type": "video",
-            "media": frames.permute(0, 2, 3, 1).contiguous().numpy(),
-            "metadata": media_arguments["video_metadata"][0],
-            "processor_kwargs": dict(media_arguments["videos_kwargs"]),
-        }
+        return _engine_prompt(processor, text, "video", media_arguments["videos"][0],
+                              media_arguments["video_metadata"][0], media_arguments["videos_kwargs"])
+    return _engine_prompt(processor, text, "image", media_arguments["images"][0], None, media_arguments["images_kwargs"])
+
+
+def _engine_prompt(processor: Any, text: str, media_type: str, media: torch.Tensor, metadata: dict[str, Any] | None,
+                   processor_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The engine's form of one prompt: the text's tokens (placeholders unexpanded) and the
+    media channels-last as numpy (``[T, C, H, W]`` -> ``[T, H, W, C]``, ``[C, H, W]`` -> ``[H, W, C]``)."""
+    channels_last = (0, 2, 3, 1) if media.dim() == 4 else (1, 2, 0)
     return {
-        "prompt_token_ids": list(token_ids),
-        "media_type": "image",
-        "media": media_arguments["images"][0].permute(1, 2, 0).contiguous().numpy(),
-        "metadata": None,
-        "processor_kwargs": dict(media_arguments["images_kwargs"]),
+        "prompt_token_ids": list(processor.tokenizer(text, add_special_tokens=False)["input_ids"]),
+        "media_type": media_type,
+        "media": media.permute(*channels_last).contiguous().numpy(),
+        "metadata": metadata,
+        "processor_kwargs": dict(processor_kwargs),
     }
 
 
@@ -295,13 +296,5 @@ def build_engine_questions(
     ``build_engine_prompt``), from the same texts, frames, timing and pixel budget as
     ``build_batch_inputs`` gives the processor."""
     texts, clips, videos_kwargs = _question_arguments(processor, prompts, videos, pixels)
-    return [
-        {
-            "prompt_token_ids": list(processor.tokenizer(text, add_special_tokens=False)["input_ids"]),
-            "media_type": "video",
-            "media": frames.permute(0, 2, 3, 1).contiguous().numpy(),
-            "metadata": metadata,
-            "processor_kwargs": dict(videos_kwargs),
-        }
-        for text, (frames, metadata) in zip(texts, clips)
-    ]
+    return [_engine_prompt(processor, text, "video", frames, metadata, videos_kwargs)
+            for text, (frames, metadata) in zip(texts, clips)]

@@ -155,11 +155,11 @@ def generate_batch_completions(
     Returns:
         per prompt, ``(completion_ids [G, T_i], completion_mask [G, T_i])``.
     """
-    config = generation_config(model, processor, max_completion_length, temperature, top_p, num_generations)
     if len(prompt_inputs) == 1:
         return [generate_completions(model, processor, prompt_inputs[0], num_generations, max_completion_length,
                                      temperature, top_p)]
-    batch = left_pad_prompt_inputs(prompt_inputs, config.pad_token_id)
+    pad_token_id = generation_config(model, processor, max_completion_length, temperature, top_p).pad_token_id
+    batch = left_pad_prompt_inputs(prompt_inputs, pad_token_id)
     completion_ids, completion_mask = generate_completions(
         model, processor, batch, num_generations, max_completion_length, temperature, top_p)
     return [

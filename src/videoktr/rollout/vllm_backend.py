@@ -157,15 +157,9 @@ class VLLMRolloutBackend:
             prompt = build_engine_prompt(self.processor, request.sample, request.media, self.pixels)
             prompt["seed"] = int(request.seed % (2**31))
             prompts.append(prompt)
-        sampling = {
-            "n": settings.num_generations,
-            "temperature": settings.temperature,
-            "top_p": settings.top_p,
-            "max_tokens": settings.max_completion_length,
-            "stop_token_ids": self.eos_token_ids,
-        }
-        reply = vllm_server.request(self.connection, {"op": "generate", "prompts": prompts, "sampling": sampling})
-        return [self._completions(choices) for choices in reply["completions"]]
+        completions = self._generate(prompts, settings.num_generations, settings.temperature, settings.top_p,
+                                     settings.max_completion_length)
+        return [self._completions(choices) for choices in completions]
 
     def generate_texts(self, engine_prompts: Sequence[dict], max_new_tokens: int, temperature: float = 0.0,
                        top_p: float = 1.0, seed: int = 0) -> list[str]:
@@ -175,11 +169,15 @@ class VLLMRolloutBackend:
         if not engine_prompts:
             return []
         prompts = [{**prompt, "seed": seed} for prompt in engine_prompts]
-        sampling = {"n": 1, "temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens,
+        ids = [choices[0]["token_ids"] for choices in self._generate(prompts, 1, temperature, top_p, max_new_tokens)]
+        return self.processor.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _generate(self, prompts: list[dict], n: int, temperature: float, top_p: float, max_tokens: int) -> list:
+        """The server's ``completions`` for ``prompts`` (each with its seed), stopping at the end tokens."""
+        sampling = {"n": n, "temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
                     "stop_token_ids": self.eos_token_ids}
         reply = vllm_server.request(self.connection, {"op": "generate", "prompts": prompts, "sampling": sampling})
-        ids = [choices[0]["token_ids"] for choices in reply["completions"]]
-        return self.processor.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return reply["completions"]
 
     def _completions(self, choices: list[dict]) -> SampledCompletions:
         """Right-pad one prompt's completions to ``[G, T]``; the mask ends at the end token."""

@@ -57,7 +57,7 @@ def connect(host: str, port: int, timeout: float) -> Connection:
     while True:
         try:
             return Client((host, port), authkey=authkey())
-        except (ConnectionRefusedError, FileNotFoundError, OSError) as error:
+        except OSError as error:  # refused, or not yet listening
             if time.monotonic() >= deadline:
                 raise ConnectionError(
                     f"no videoktr rollout server answers at {host}:{port} after {timeout:.0f} s ({error}); "

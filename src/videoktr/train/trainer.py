@@ -54,7 +54,6 @@ from ..data.prompts import build_prompt_inputs
 from ..data.rollouts import PromptRollout, dump_path, write_rollout_dump
 from ..data.video import DecodedVideo
 from ..models import get_adapter, vision_parameters
-from ..models.generation import eos_token_ids
 from ..rewards import compute_rewards, load_reward_function
 from ..rollout import (
     HFRolloutBackend,
@@ -137,7 +136,8 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         args = self.args
         if args.rollout_backend == "hf":
             return HFRolloutBackend(self._unwrapped, self.processing_class, self.accelerator.device)
-        return VLLMRolloutBackend(
+        return VLLMRolloutBackend.for_model(
+            self._unwrapped(),
             self.processing_class,
             pixels=args.pixel_budget,
             host=args.vllm_server_host,
@@ -146,7 +146,6 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             weights_dir=f"{args.output_dir}/rollout_weights",
             is_main_process=self.accelerator.is_main_process,
             wait_for_everyone=self.accelerator.wait_for_everyone,
-            eos_token_ids=eos_token_ids(self._unwrapped(), self.processing_class),
         )
 
     def _sync_rollout_weights(self) -> None:
@@ -338,9 +337,8 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         rollout needs none of them (its ratio is taken against the loss pass's own detached
         log-probs, as TRL does), and skips it."""
         args = self.args
-        dumping = bool(args.rollout_dump_steps) and self.state.global_step % args.rollout_dump_steps == 0
         return (args.token_selection != "none" or args.num_iterations > 1 or sampled.sampler_logps is not None
-                or dumping)
+                or self._dumps_this_step())
 
     def _select(self, rollouts: list[PromptRollout]) -> None:
         """Key-token masks or soft weights over the micro-batch (``batch`` scope spans its prompts)."""
@@ -568,12 +566,15 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             self._metrics.clear()
         super().log(logs, start_time)
 
+    def _dumps_this_step(self) -> bool:
+        every = self.args.rollout_dump_steps
+        return bool(every) and self.state.global_step % every == 0
+
     def _dump_rollouts(self, rollouts: list[PromptRollout]) -> None:
         """Every ``rollout_dump_steps`` steps, one JSONL line per completion for later analysis
         (the schema: ``data.rollouts.RolloutRecord``). Steps are numbered as the logs and
         checkpoints number them: the first optimizer step is step 1."""
-        every = self.args.rollout_dump_steps
-        if not every or self.state.global_step % every != 0:
+        if not self._dumps_this_step():
             return
         step = self.state.global_step + 1
         records = [record for rollout in rollouts for record in rollout.dump_records(self.processing_class.tokenizer, step)]
