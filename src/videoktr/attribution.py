@@ -6,6 +6,8 @@
 
 One ``score`` call runs the vision encoder once, the prompt prefix once per input variant
 (real, no-video, each shuffle), and the ``G`` completions as one batch on the cached prefix.
+``score_from_real`` takes the real input's pass from the caller (the trainer's loss forward)
+and runs only the counterfactuals.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from .core._checks import as_bool_mask
 from .core.permutations import sample_derangements
 from .core.selection import select_key_tokens
-from .core.signals import DEFAULT_CHUNK_SIZE, logprob_delta
+from .core.signals import DEFAULT_CHUNK_SIZE, TokenLogStats, logprob_delta
 from .models import TEMPORAL_MODES, VISUAL_MODES, get_adapter
 
 SIGNALS = ("visual", "temporal", "entropy")
@@ -135,15 +137,55 @@ class KeyTokenAttributor:
         adapter = self.adapter
         prompt = adapter.prepare(prompt_inputs)
         features = adapter.encode(prompt)
-        kwargs = dict(chunk_size=self.chunk_size, temperature=self.temperature)
-
         real = adapter.score_completions(
             adapter.real_variant(prompt, features), completion_ids, with_entropy="entropy" in self.signals,
-            with_gradient_weight=self.gradient_weight, **kwargs
+            with_gradient_weight=self.gradient_weight, chunk_size=self.chunk_size, temperature=self.temperature,
         )
+        return self._scores(prompt, features, real, completion_ids, mask)
+
+    @torch.no_grad()
+    def score_from_real(
+        self,
+        prompt_inputs: Mapping[str, torch.Tensor],
+        completion_ids: torch.Tensor,
+        completion_mask: torch.Tensor,
+        real: TokenLogStats,
+        features: dict,
+    ) -> dict[str, torch.Tensor | None]:
+        """``score``'s output, given the real input's statistics and the encoder's output from
+        a pass already made: the loss's own forward (``QwenVLAdapter.policy_log_stats``), so the
+        real input is not run twice. Only the counterfactual passes run here.
+
+        Args:
+            prompt_inputs, completion_ids, completion_mask: as for ``score``.
+            real: the real input's ``TokenLogStats`` for these completions, at this attributor's
+                temperature; ``entropy`` is needed when the entropy signal is, and
+                ``gradient_weight`` when the attributor was built with it.
+            features: the encoder's output for this prompt (as ``QwenVLAdapter.encode`` gives it).
+        """
+        adapter = self.adapter
+        if adapter.lockstep:
+            raise ValueError("score_from_real needs the cached-prefix strategy: under FSDP / ZeRO-3 every "
+                             "pass, the real one included, runs in lockstep through score()")
+        if "entropy" in self.signals and real.entropy is None:
+            raise ValueError("the entropy signal is requested but real.entropy is None")
+        if self.gradient_weight and real.gradient_weight is None:
+            raise ValueError("the attributor was built with gradient_weight=True but real.gradient_weight is None")
+        completion_ids, mask = self._check_completions(completion_ids, completion_mask)
+        if real.logps.shape != completion_ids.shape:
+            raise ValueError(f"real.logps must have shape {tuple(completion_ids.shape)}, got {tuple(real.logps.shape)}")
+        prompt = adapter.prepare(prompt_inputs)
+        detached = TokenLogStats(*(None if value is None else value.detach() for value in real))
+        return self._scores(prompt, features, detached, completion_ids, mask)
+
+    def _scores(self, prompt, features: dict, real: TokenLogStats, completion_ids: torch.Tensor,
+                mask: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """The signals from the real input's statistics and the counterfactual passes."""
+        adapter = self.adapter
+        kwargs = dict(chunk_size=self.chunk_size, temperature=self.temperature)
         logps, entropy = real.logps, real.entropy
         out: dict[str, torch.Tensor | None] = {"logps": logps.masked_fill(~mask, 0.0)}
-        if real.gradient_weight is not None:
+        if self.gradient_weight:
             out["gradient_weight"] = real.gradient_weight.masked_fill(~mask, 0.0)
         unavailable = torch.full_like(logps, float("nan"))
 
@@ -173,7 +215,7 @@ class KeyTokenAttributor:
                 out["temporal"] = torch.stack(deltas).mean(0).masked_fill(~mask, 0.0)
                 out["permutation"] = orders[0] if len(orders) == 1 else orders
 
-        if entropy is not None:
+        if "entropy" in self.signals:
             out["entropy"] = entropy.masked_fill(~mask, 0.0)
         return out
 

@@ -5,6 +5,7 @@ import math
 import re
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -117,10 +118,9 @@ def test_training_raises_a_learnable_reward(preset, tiny_model_dir, dataset_file
 def test_ratio_one_ktr_loss_equals_vanilla_grpo_loss(tiny_model_dir, dataset_file, tmp_path):
     trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--preset", "video_ktr", "--ktr_ratio", "1.0")
     rollouts = fresh_rollouts(trainer)
+    ktr = trainer.compute_loss(trainer.model, rollouts)  # the first loss forward selects (score_in_loss_forward)
     for rollout in rollouts:
         assert torch.equal(rollout.token_weights, rollout.completion_mask)
-    ktr = trainer.compute_loss(trainer.model, rollouts)
-    for rollout in rollouts:
         rollout.token_weights = None
     vanilla = trainer.compute_loss(trainer.model, rollouts)
     assert ktr.item() != 0.0
@@ -257,27 +257,34 @@ def test_num_iterations_reuses_rollouts_with_old_logps(tiny_model_dir, dataset_f
 def test_soft_weighting_trains_with_weights_in_unit_interval(weighting, tiny_model_dir, dataset_file, tmp_path):
     trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--ktr_weighting", weighting)
     rollouts = fresh_rollouts(trainer)
+    loss = trainer.compute_loss(trainer.model, rollouts)
+    loss.backward()
     for rollout in rollouts:
         weights = rollout.token_weights
         assert weights.is_floating_point() and ((weights >= 0) & (weights <= 1)).all()
         assert (weights[~rollout.completion_mask] == 0).all()
         assert len(set(weights[rollout.completion_mask].tolist())) > 2  # soft, not a 0/1 mask
-    loss = trainer.compute_loss(trainer.model, rollouts)
-    loss.backward()
     assert torch.isfinite(loss)
 
 
+@pytest.mark.parametrize("in_loss", [False, True], ids=["scored_at_rollout", "scored_in_loss"])
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
-def test_per_prompt_losses_add_up_to_the_batch_aggregation(aggregation, tiny_model_dir, dataset_file, tmp_path,
-                                                          monkeypatch):
-    """One backward per prompt must give the loss of aggregating all rows of the micro-batch at once."""
+def test_per_prompt_losses_add_up_to_the_batch_aggregation(aggregation, in_loss, tiny_model_dir, dataset_file,
+                                                          tmp_path, monkeypatch):
+    """One backward per prompt must give the loss of aggregating all rows of the micro-batch at
+    once, with the selection made at rollout time or in each prompt's loss forward (the
+    ``*_selected`` aggregations, whose prompt shares need every selection first, fall back to
+    the rollout time)."""
     import videoktr.train.trainer as trainer_module
     from videoktr.core import grpo_loss
 
-    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--loss_aggregation", aggregation)
+    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--loss_aggregation", aggregation,
+                            "--score_in_loss_forward", str(in_loss).lower())
     rollouts = fresh_rollouts(trainer, count=3)
+    assert all(rollout.scored_in_loss for rollout in rollouts) == (in_loss and not aggregation.endswith("_selected"))
     rollouts[1].completion_mask[:, 6:] = False  # prompts of different lengths
-    rollouts[2].token_weights[0] = False  # a row that selects nothing
+    if rollouts[2].token_weights is not None:  # selected at rollout time: make a row that selects nothing
+        rollouts[2].token_weights[0] = False
     captured = []
     original = trainer_module.grpo_loss
 
@@ -348,8 +355,70 @@ def test_vanilla_grpo_skips_the_scoring_pass_it_does_not_need(tiny_model_dir, da
     """One update per rollout, no signals, no dump: GRPO's ratio is taken against the loss
     pass's own detached log-probs, so the rollout runs no extra pass over the completions."""
     grpo = build_trainer(tiny_model_dir, dataset_file, tmp_path / "a", "--preset", "grpo")
-    assert all(rollout.old_logps is None for rollout in fresh_rollouts(grpo))
-    dumping = build_trainer(tiny_model_dir, dataset_file, tmp_path / "b", "--preset", "grpo", "--rollout_dump_steps", "1")
-    assert all(rollout.gradient_weight is not None for rollout in fresh_rollouts(dumping))
-    reused = build_trainer(tiny_model_dir, dataset_file, tmp_path / "c", "--preset", "grpo", "--num_iterations", "2")
-    assert all(rollout.old_logps is not None for rollout in fresh_rollouts(reused))
+    rollouts = fresh_rollouts(grpo)
+    assert all(rollout.old_logps is None and not rollout.scored_in_loss for rollout in rollouts)
+    grpo.compute_loss(grpo.model, rollouts)
+    assert all(rollout.old_logps is None for rollout in rollouts)
+    # Where it needs the pass, it runs at rollout time, or in the first loss forward (the default).
+    for in_loss in ("false", "true"):
+        flag = ("--score_in_loss_forward", in_loss)
+        dumping = build_trainer(tiny_model_dir, dataset_file, tmp_path / f"b{in_loss}", "--preset", "grpo",
+                                "--rollout_dump_steps", "1", *flag)
+        reused = build_trainer(tiny_model_dir, dataset_file, tmp_path / f"c{in_loss}", "--preset", "grpo",
+                               "--num_iterations", "2", *flag)
+        for trainer, needed in ((dumping, "gradient_weight"), (reused, "old_logps")):
+            rollouts = fresh_rollouts(trainer)
+            assert all(rollout.scored_in_loss == (in_loss == "true") for rollout in rollouts)
+            trainer.compute_loss(trainer.model, rollouts)
+            assert all(getattr(rollout, needed) is not None and not rollout.scored_in_loss for rollout in rollouts)
+        assert len(list(Path(dumping.args.output_dir).glob("rollouts/*.jsonl"))) == 1
+
+
+class _CallCounter:
+    """Counts calls of a module's forward (a forward pre-hook)."""
+
+    def __init__(self, module):
+        self.calls = 0
+        module.register_forward_pre_hook(self._count)
+
+    def _count(self, *unused):
+        self.calls += 1
+
+
+@pytest.mark.parametrize("flags, saves", [
+    (("--preset", "video_ktr"), True),
+    (("--preset", "video_ktr", "--num_iterations", "2", "--ktr_weighting", "sigmoid"), True),
+    (("--preset", "entropy_80_20"), False),  # batch scope over 2 prompts: selected at rollout time
+], ids=["video_ktr", "reused_soft", "batch_scope_falls_back"])
+def test_scoring_in_the_loss_forward_equals_scoring_at_rollout_time_with_one_policy_pass_less(
+        flags, saves, tiny_model_dir, dataset_file, tmp_path):
+    """``score_in_loss_forward`` takes the real input's log-probs, entropy and gradient weights
+    from the loss's own forward: the same scores, selection, old log-probs and loss as the
+    rollout-time scoring pass, with the policy's vision encoder run once per prompt instead of
+    twice and the language model two calls (prompt, completions) fewer. A selection over the
+    micro-batch's prompts (``ktr_scope: batch``) cannot wait for each prompt's loss forward,
+    and runs at rollout time either way."""
+    results = {}
+    for in_loss in ("false", "true"):
+        trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path / in_loss, *flags, "--beta", "0.04",
+                                "--score_in_loss_forward", in_loss)
+        policy = trainer._unwrapped()
+        encoder, language_model = _CallCounter(policy.model.visual), _CallCounter(policy.model.language_model)
+        rollouts = fresh_rollouts(trainer)  # the same completions (and generation calls) either way
+        losses = [trainer.compute_loss(trainer.model, rollouts).item() for _ in range(2)]
+        results[in_loss] = (rollouts, losses, encoder.calls, language_model.calls)
+    (at_rollout, loss_at_rollout, encoder_at_rollout, lm_at_rollout) = results["false"]
+    (in_loss, loss_in_loss, encoder_in_loss, lm_in_loss) = results["true"]
+    for ours, theirs in zip(in_loss, at_rollout):
+        assert torch.equal(ours.completion_ids, theirs.completion_ids)
+        assert ours.scores.keys() == theirs.scores.keys() and ours.scores
+        for name in ours.scores:
+            torch.testing.assert_close(ours.scores[name], theirs.scores[name], atol=1e-5, rtol=1e-5, equal_nan=True)
+        torch.testing.assert_close(ours.old_logps, theirs.old_logps, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours.gradient_weight, theirs.gradient_weight, atol=1e-5, rtol=1e-5)
+        assert torch.equal(ours.token_weights, theirs.token_weights) if not ours.token_weights.is_floating_point() \
+            else torch.allclose(ours.token_weights, theirs.token_weights, atol=1e-5)
+    assert loss_in_loss == pytest.approx(loss_at_rollout, rel=1e-4, abs=1e-6)
+    prompts = len(in_loss) if saves else 0
+    assert encoder_at_rollout - encoder_in_loss == prompts
+    assert lm_at_rollout - lm_in_loss == 2 * prompts

@@ -60,9 +60,9 @@ def _check_chunk_size(chunk_size: int | None) -> None:
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
 
 
-def _entropy_from_log_probs(log_probs: torch.Tensor) -> torch.Tensor:
+def _entropy_from_log_probs(log_probs: torch.Tensor, probs: torch.Tensor | None = None) -> torch.Tensor:
     # A -inf logit (a token masked out of the vocabulary) has p = 0 and contributes 0, not NaN.
-    probs = log_probs.exp()
+    probs = log_probs.exp() if probs is None else probs
     return -torch.where(probs > 0, probs * log_probs, 0.0).sum(-1)
 
 
@@ -106,9 +106,10 @@ class TokenLogStats(NamedTuple):
     gradient_weight: torch.Tensor | None
 
 
-def _gradient_weight_from_log_probs(log_probs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+def _gradient_weight_from_log_probs(log_probs: torch.Tensor, ids: torch.Tensor,
+                                    probs: torch.Tensor | None = None) -> torch.Tensor:
     # 1 - 2 p_y + sum_w p_w^2: the squared norm of softmax(z) - onehot(y).
-    probs = log_probs.exp()
+    probs = log_probs.exp() if probs is None else probs
     return 1.0 - 2.0 * probs.gather(-1, ids).squeeze(-1) + (probs * probs).sum(-1)
 
 
@@ -170,10 +171,12 @@ def token_log_stats(
         log_probs = torch.log_softmax(flat_logits[start : start + step].to(dtype), dim=-1)
         logp_chunks.append(log_probs.gather(-1, ids).squeeze(-1))
         with torch.no_grad():
+            # One exp of the chunk serves both statistics: over the vocabulary it is their cost.
+            probs = log_probs.detach().exp() if with_entropy or with_gradient_weight else None
             if with_entropy:
-                entropy_chunks.append(_entropy_from_log_probs(log_probs.detach()))
+                entropy_chunks.append(_entropy_from_log_probs(log_probs.detach(), probs))
             if with_gradient_weight:
-                weight_chunks.append(_gradient_weight_from_log_probs(log_probs.detach(), ids))
+                weight_chunks.append(_gradient_weight_from_log_probs(log_probs.detach(), ids, probs))
     shape = token_ids.shape
 
     def joined(chunks: list[torch.Tensor]) -> torch.Tensor:

@@ -73,7 +73,9 @@ class PromptRollout:
     sampler-to-trainer ratios the loss weights each token's term by, or None when the
     correction is off). Set by the selection: ``token_weights`` (the hard mask
     or soft weights; None when every token is trained) and ``signal_masks`` (each signal's own
-    selection).
+    selection). ``seed`` is the prompt's sampling seed (it also seeds the frame shuffles);
+    ``scored_in_loss`` marks a rollout whose policy scoring (old log-probs, signals, importance
+    weights, selection) the trainer completes inside its first loss forward.
     """
 
     sample: Sample
@@ -93,6 +95,8 @@ class PromptRollout:
     signal_masks: dict[str, torch.Tensor] = field(default_factory=dict)
     sampler_logps: torch.Tensor | None = None
     importance_weights: torch.Tensor | None = None
+    seed: int | None = None
+    scored_in_loss: bool = False
 
     @property
     def num_completions(self) -> int:

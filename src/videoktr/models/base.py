@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import torch
 
-from ..core.signals import TokenLogStats, token_log_stats, token_logps_and_entropy
+from ..core.signals import TokenLogStats, token_log_stats
 from .cached_prefix import CachedPrefixStrategy
 from .prompt import (
     PIXEL_GRIDS,
@@ -330,8 +330,28 @@ class QwenVLAdapter:
         checkpointing, which drops KV caches) runs ``[G, P + T]`` full sequences instead, still
         encoding the video once. See each strategy's ``policy_logits``.
         """
-        logits = self.strategy.policy_logits(forward, prompt, completion_ids, share_prefix)
+        stats, _ = self.policy_log_stats(forward, prompt, completion_ids, chunk_size, temperature, share_prefix)
+        return stats.logps
+
+    def policy_log_stats(
+        self,
+        forward: Callable,
+        prompt: PromptInputs,
+        completion_ids: torch.Tensor,
+        chunk_size: int | None,
+        temperature: float = 1.0,
+        share_prefix: bool = True,
+        with_entropy: bool = False,
+        with_gradient_weight: bool = False,
+    ) -> tuple[TokenLogStats, dict]:
+        """``policy_logps``'s pass, with what a no-grad scoring pass of the real input would have
+        given besides: the entropy and gradient weight (detached, ``core.signals.token_log_stats``)
+        and the encoder's output (detached; ``{}`` under the root-forward strategy, whose
+        encoder runs inside the wrapped forward). So the trainer scores the real input inside
+        the loss's own forward instead of in a forward of its own."""
+        logits, features = self.strategy.policy_logits(forward, prompt, completion_ids, share_prefix)
         if temperature != 1.0:
             logits = logits / temperature
-        logps, _ = token_logps_and_entropy(logits, completion_ids, chunk_size=chunk_size, with_entropy=False)
-        return logps
+        stats = token_log_stats(logits, completion_ids, chunk_size=chunk_size, with_entropy=with_entropy,
+                                with_gradient_weight=with_gradient_weight)
+        return stats, features

@@ -205,6 +205,12 @@ class VideoGRPOConfig(TrainingArguments):
         default=False, metadata={"help": "train only the language model: the vision encoder and merger take no update"}
     )
     attribution_chunk_size: int = field(default=DEFAULT_CHUNK_SIZE, metadata={"help": "positions per lm_head chunk"})
+    score_in_loss_forward: bool = field(
+        default=True,
+        metadata={"help": "take the real input's log-probs, entropy and gradient weights from the loss's own forward "
+                          "and run only the counterfactual passes beside it (one forward less per prompt); false: a "
+                          "separate no-grad scoring pass at rollout time"},
+    )
 
     # ---------------------------------------------------------------- rollouts
     rollout_backend: str = field(

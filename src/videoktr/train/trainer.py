@@ -128,6 +128,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         self._rollout_buffer: dict[int, list[PromptRollout]] = {}
         self._micro_step = 0
         self._step_tokens: float | None = None
+        self._in_loss_scoring_s = 0.0  # this training step's scoring inside loss forwards (_score_in_loss)
         self.update_guard = NonFiniteUpdateGuard(self.accelerator)
         self.rollout_backend = self._make_rollout_backend()
 
@@ -265,16 +266,35 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         start = time.perf_counter()
         sampled = self.rollout_backend.sample(requests, self._sampling_settings())
         generation_s = (time.perf_counter() - start) / len(requests)  # per prompt, as the other phases
-        return [self._score(request, completions, generation_s) for request, completions in zip(requests, sampled)]
+        in_loss = self._scores_in_loss(len(requests))
+        return [self._score(request, completions, generation_s, in_loss)
+                for request, completions in zip(requests, sampled)]
 
-    def _score(self, request: RolloutRequest, sampled: SampledCompletions, generation_s: float) -> PromptRollout:
+    def _scores_in_loss(self, num_prompts: int) -> bool:
+        """Whether the policy's scoring of a rollout (its old log-probs, entropy and gradient
+        weights, the counterfactual passes, the importance weights and the selection) waits
+        for the rollout's first loss forward, which gives the real input's log-probs anyway:
+        one forward of the policy less per prompt (``score_in_loss_forward``).
+
+        Not when the selection or the prompts' loss shares span a micro-batch of several
+        prompts (``ktr_scope: batch``, a ``*_selected`` aggregation): every prompt's selection is
+        then needed before the first backward. Not under FSDP / ZeRO-3 either, whose passes all
+        run through the root forward in lockstep (``models/root_forward.py``)."""
+        args = self.args
+        if not args.score_in_loss_forward or get_adapter(self._unwrapped()).lockstep:
+            return False
+        spans_prompts = args.ktr_scope == "batch" or args.loss_aggregation.endswith("_selected")
+        return num_prompts == 1 or args.token_selection == "none" or not spans_prompts
+
+    def _score(self, request: RolloutRequest, sampled: SampledCompletions, generation_s: float,
+               in_loss: bool = False) -> PromptRollout:
         """One prompt's rewards, advantages and attribution (old log-probs, signal scores), and
-        with a separate sampler its truncated importance weights."""
+        with a separate sampler its truncated importance weights. With ``in_loss`` the policy's
+        scoring is left to the loss forward (``_score_in_loss``); the reference pass runs here."""
         args = self.args
         sample, media, prompt_inputs, seed = request.sample, request.media, request.prompt_inputs, request.seed
         device = self.accelerator.device
         completion_ids, completion_mask = sampled.completion_ids.to(device), sampled.completion_mask.to(device)
-        policy = self._unwrapped()
         start = time.perf_counter()
         texts = self._decode_texts(completion_ids, completion_mask)
         rewards, per_function = compute_rewards(
@@ -291,10 +311,9 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
 
         start = time.perf_counter()
         scores = {"logps": None, "gradient_weight": None}
-        if self._needs_scoring_pass(sampled):
-            attributor = self._attributor(policy, args.selected_signals if args.token_selection != "none" else (),
-                                          seed, gradient_weight=True)
-            scores = attributor.score(prompt_inputs, completion_ids, completion_mask)
+        needs_scoring = self._needs_scoring_pass(sampled)
+        if needs_scoring and not in_loss:
+            scores = self._policy_attributor(seed).score(prompt_inputs, completion_ids, completion_mask)
         ref_logps = None
         if self.ref_model is not None:
             reference = self._attributor(self.accelerator.unwrap_model(self.ref_model), (), seed)
@@ -302,17 +321,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         attribution_s = time.perf_counter() - start
 
         old_logps = scores.pop("logps")
-        importance_weights = None
-        if sampled.sampler_logps is not None:
-            weights, mismatch = truncated_importance_weights(
-                old_logps, sampled.sampler_logps.to(old_logps.device), completion_mask,
-                cap=args.vllm_importance_sampling_cap,
-            )
-            for name, value in mismatch.items():
-                self._metrics[f"rollout/{name}"].append(value.item())
-            if args.vllm_importance_sampling_correction:
-                importance_weights = weights
-        return PromptRollout(
+        rollout = PromptRollout(
             sample=sample,
             prompt_inputs=prompt_inputs,
             completion_ids=completion_ids,
@@ -327,15 +336,63 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             scores={name: value for name, value in scores.items() if name != "permutation"},
             timing={"generation_s": generation_s, "reward_s": reward_s, "attribution_s": attribution_s},
             sampler_logps=sampled.sampler_logps,
-            importance_weights=importance_weights,
+            seed=seed,
+            scored_in_loss=needs_scoring and in_loss,
         )
+        if old_logps is not None:
+            self._set_importance_weights(rollout)
+        return rollout
+
+    def _policy_attributor(self, seed: int) -> KeyTokenAttributor:
+        """The policy's attributor for one prompt: the selected signals (none for vanilla GRPO,
+        which needs only the real log-probs), with gradient weights for the diagnostics."""
+        args = self.args
+        signals = args.selected_signals if args.token_selection != "none" else ()
+        return self._attributor(self._unwrapped(), signals, seed, gradient_weight=True)
+
+    def _set_importance_weights(self, rollout: PromptRollout) -> None:
+        """With a separate sampler: the truncated sampler-to-trainer ratios of the rollout's
+        tokens (``core.importance``), and their mismatch metrics."""
+        if rollout.sampler_logps is None:
+            return
+        args = self.args
+        weights, mismatch = truncated_importance_weights(
+            rollout.old_logps, rollout.sampler_logps.to(rollout.old_logps.device), rollout.completion_mask,
+            cap=args.vllm_importance_sampling_cap,
+        )
+        for name, value in mismatch.items():
+            self._metrics[f"rollout/{name}"].append(value.item())
+        if args.vllm_importance_sampling_correction:
+            rollout.importance_weights = weights
+
+    def _score_in_loss(self, rollout: PromptRollout, real, features: dict) -> None:
+        """Completes a rollout left for its loss forward: ``real`` is that forward's
+        ``TokenLogStats`` (log-probs with gradient), ``features`` its encoder output. Runs the
+        counterfactual passes (``KeyTokenAttributor.score_from_real``), then what the rollout
+        phase would have done: old log-probs, importance weights, selection, logs, dump."""
+        start = time.perf_counter()
+        scores = self._policy_attributor(rollout.seed).score_from_real(
+            rollout.prompt_inputs, rollout.completion_ids, rollout.completion_mask, real, features
+        )
+        rollout.old_logps = scores.pop("logps")
+        rollout.gradient_weight = scores.pop("gradient_weight")
+        rollout.scores = {name: value for name, value in scores.items() if name != "permutation"}
+        rollout.scored_in_loss = False
+        self._set_importance_weights(rollout)
+        self._select([rollout])
+        seconds = time.perf_counter() - start
+        rollout.timing["attribution_s"] += seconds
+        self._in_loss_scoring_s += seconds
+        self._log_rollouts([rollout])
+        self._dump_rollouts([rollout])
 
     def _needs_scoring_pass(self, sampled: SampledCompletions) -> bool:
-        """Whether the rollout needs the policy's no-grad pass over its completions: for the
-        signals, for old log-probs (reused rollouts, or a sampler other than the policy), or
-        for this step's rollout dump (gradient weights). Vanilla GRPO with one update per
-        rollout needs none of them (its ratio is taken against the loss pass's own detached
-        log-probs, as TRL does), and skips it."""
+        """Whether the rollout needs the policy's scoring of its completions: for the signals,
+        for old log-probs (reused rollouts, or a sampler other than the policy), or for this
+        step's rollout dump (gradient weights). Vanilla GRPO with one update per rollout needs
+        none of them (its ratio is taken against the loss pass's own detached log-probs, as TRL
+        does), and skips it. Where it is needed it runs at rollout time, or inside the loss
+        forward (``_scores_in_loss``)."""
         args = self.args
         return (args.token_selection != "none" or args.num_iterations > 1 or sampled.sampler_logps is not None
                 or self._dumps_this_step())
@@ -424,9 +481,10 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         if iteration == 0 or slot not in self._rollout_buffer:
             self._sync_rollout_weights()
             rollouts = self._rollouts(samples, slot * len(samples))
-            self._select(rollouts)
-            self._log_rollouts(rollouts)
-            self._dump_rollouts(rollouts)
+            if not any(rollout.scored_in_loss for rollout in rollouts):  # else each prompt's loss forward does it
+                self._select(rollouts)
+                self._log_rollouts(rollouts)
+                self._dump_rollouts(rollouts)
             self._rollout_buffer[slot] = rollouts
         return self._rollout_buffer[slot]
 
@@ -462,6 +520,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             self._step_tokens = self._completion_tokens(inputs, across_processes=True)
         rollouts = inputs
         start = time.perf_counter()
+        self._in_loss_scoring_s = 0.0
         shares = self._prompt_shares(rollouts)
         loss_sum = torch.zeros((), device=self.accelerator.device)
         for index, rollout in enumerate(rollouts):
@@ -474,7 +533,8 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
                 self.update_guard.record_loss(loss)
                 self.accelerator.backward(loss, **kwargs)
             loss_sum += loss.detach()
-        self._metrics["time/loss_s"].append(time.perf_counter() - start)
+        # Scoring done inside the loss forward counts as attribution (see _score_in_loss).
+        self._metrics["time/loss_s"].append(time.perf_counter() - start - self._in_loss_scoring_s)
         return loss_sum
 
     def _micro_batch_scale(self) -> float:
@@ -505,10 +565,16 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         args = self.args
         adapter = get_adapter(self._unwrapped())
         prompt = adapter.prepare(rollout.prompt_inputs)
-        logps = adapter.policy_logps(
+        scoring = rollout.scored_in_loss
+        real, features = adapter.policy_log_stats(
             model, prompt, rollout.completion_ids, chunk_size=args.attribution_chunk_size,
             temperature=args.temperature, share_prefix=not self._activation_checkpointing(),
+            with_entropy=scoring and args.token_selection != "none" and "entropy" in args.selected_signals,
+            with_gradient_weight=scoring,
         )
+        logps = real.logps
+        if scoring:
+            self._score_in_loss(rollout, real, features)
         old_logps = rollout.old_logps if args.num_iterations > 1 else logps.detach()
         loss, metrics = grpo_loss(
             logps, old_logps, rollout.advantages, rollout.completion_mask,
