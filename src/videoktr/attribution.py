@@ -6,8 +6,8 @@
 
 One ``score`` call runs the vision encoder once, the prompt prefix once per input variant
 (real, no-video, each shuffle), and the ``G`` completions as one batch on the cached prefix.
-``score_from_real`` takes the real input's pass from the caller (the trainer's loss forward)
-and runs only the counterfactuals.
+``counterfactual_logps`` and ``score_from_real`` split ``score`` for a caller that runs the
+real input itself (the trainer's loss forward): only the counterfactual passes run here.
 """
 
 from __future__ import annotations
@@ -141,82 +141,103 @@ class KeyTokenAttributor:
             adapter.real_variant(prompt, features), completion_ids, with_entropy="entropy" in self.signals,
             with_gradient_weight=self.gradient_weight, chunk_size=self.chunk_size, temperature=self.temperature,
         )
-        return self._scores(prompt, features, real, completion_ids, mask)
+        counterfactuals = self._counterfactual_logps(prompt, features, completion_ids)
+        return self._combine(real, counterfactuals, mask)
+
+    # The two halves of ``score`` for a caller that runs the real input itself (the trainer's
+    # loss forward): the counterfactual passes first, on the encoder output the caller made,
+    # then the scores once the caller has the real input's statistics.
 
     @torch.no_grad()
-    def score_from_real(
+    def counterfactual_logps(
         self,
         prompt_inputs: Mapping[str, torch.Tensor],
         completion_ids: torch.Tensor,
         completion_mask: torch.Tensor,
-        real: TokenLogStats,
         features: dict,
     ) -> dict[str, torch.Tensor | None]:
-        """``score``'s output, given the real input's statistics and the encoder's output from
-        a pass already made: the loss's own forward (``QwenVLAdapter.policy_log_stats``), so the
-        real input is not run twice. Only the counterfactual passes run here.
+        """The log-probs of the completions under each counterfactual input the signals need,
+        built from ``features``, the prompt's encoder output (as ``QwenVLAdapter.encode`` gives
+        it; detached by the caller). Give the result to ``score_from_real``.
 
-        Args:
-            prompt_inputs, completion_ids, completion_mask: as for ``score``.
-            real: the real input's ``TokenLogStats`` for these completions, at this attributor's
-                temperature; ``entropy`` is needed when the entropy signal is, and
-                ``gradient_weight`` when the attributor was built with it.
-            features: the encoder's output for this prompt (as ``QwenVLAdapter.encode`` gives it).
+        Returns:
+            ``visual``: ``[G, T]`` (None for a text-only prompt); ``temporal``: ``[K, G, T]``
+            (None when the prompt has no temporal order); ``permutation`` as in ``score``; each
+            only when its signal is requested.
         """
-        adapter = self.adapter
-        if adapter.lockstep:
-            raise ValueError("score_from_real needs the cached-prefix strategy: under FSDP / ZeRO-3 every "
+        if self.adapter.lockstep:
+            raise ValueError("counterfactual_logps needs the cached-prefix strategy: under FSDP / ZeRO-3 every "
                              "pass, the real one included, runs in lockstep through score()")
+        completion_ids, _ = self._check_completions(completion_ids, completion_mask)
+        return self._counterfactual_logps(self.adapter.prepare(prompt_inputs), features, completion_ids)
+
+    def score_from_real(
+        self,
+        real: TokenLogStats,
+        counterfactuals: Mapping[str, torch.Tensor | None],
+        completion_mask: torch.Tensor,
+    ) -> dict[str, torch.Tensor | None]:
+        """``score``'s output from the real input's statistics, ``real`` (e.g. the loss's own
+        forward, ``QwenVLAdapter.policy_log_stats``, at this attributor's temperature; detached
+        here), and ``counterfactual_logps``' output. ``real.entropy`` is needed when the entropy
+        signal is, ``real.gradient_weight`` when the attributor was built with it."""
         if "entropy" in self.signals and real.entropy is None:
             raise ValueError("the entropy signal is requested but real.entropy is None")
         if self.gradient_weight and real.gradient_weight is None:
             raise ValueError("the attributor was built with gradient_weight=True but real.gradient_weight is None")
-        completion_ids, mask = self._check_completions(completion_ids, completion_mask)
-        if real.logps.shape != completion_ids.shape:
-            raise ValueError(f"real.logps must have shape {tuple(completion_ids.shape)}, got {tuple(real.logps.shape)}")
-        prompt = adapter.prepare(prompt_inputs)
+        mask = as_bool_mask("completion_mask", completion_mask, real.logps.shape).to(real.logps.device)
         detached = TokenLogStats(*(None if value is None else value.detach() for value in real))
-        return self._scores(prompt, features, detached, completion_ids, mask)
+        return self._combine(detached, counterfactuals, mask)
 
-    def _scores(self, prompt, features: dict, real: TokenLogStats, completion_ids: torch.Tensor,
-                mask: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        """The signals from the real input's statistics and the counterfactual passes."""
+    def _counterfactual_logps(self, prompt, features: dict, completion_ids: torch.Tensor) -> dict:
         adapter = self.adapter
-        kwargs = dict(chunk_size=self.chunk_size, temperature=self.temperature)
-        logps, entropy = real.logps, real.entropy
+        kwargs = dict(chunk_size=self.chunk_size, temperature=self.temperature, with_entropy=False)
+        out: dict[str, torch.Tensor | None] = {}
+        if "visual" in self.signals:
+            out["visual"] = None
+            if features:  # a text-only prompt has nothing to remove
+                variant = adapter.visual_counterfactual(prompt, features, self.visual_mode)
+                out["visual"] = adapter.score_completions(variant, completion_ids, **kwargs).logps
+        if "temporal" in self.signals:
+            orders = self._shuffle_orders(prompt)
+            out["temporal"] = out["permutation"] = None
+            if orders is None:
+                if adapter.lockstep:  # FSDP: every process runs the same passes, needed or not
+                    for _ in range(self.num_shuffles):
+                        variant = adapter.placeholder_variant(prompt, features, self.temporal_mode)
+                        adapter.score_completions(variant, completion_ids, **kwargs)
+            else:
+                out["temporal"] = torch.stack([
+                    adapter.score_completions(
+                        adapter.temporal_counterfactual(prompt, features, order, self.temporal_mode),
+                        completion_ids, **kwargs,
+                    ).logps
+                    for order in orders
+                ])
+                out["permutation"] = orders[0] if len(orders) == 1 else orders
+        return out
+
+    def _combine(self, real: TokenLogStats, counterfactuals: Mapping, mask: torch.Tensor) -> dict:
+        """The scores from the real input's statistics and the counterfactual log-probs."""
+        logps = real.logps
         out: dict[str, torch.Tensor | None] = {"logps": logps.masked_fill(~mask, 0.0)}
         if self.gradient_weight:
             out["gradient_weight"] = real.gradient_weight.masked_fill(~mask, 0.0)
         unavailable = torch.full_like(logps, float("nan"))
-
         if "visual" in self.signals:
-            if features:  # a text-only prompt has nothing to remove
-                variant = adapter.visual_counterfactual(prompt, features, self.visual_mode)
-                cf_logps = adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs).logps
-                out["visual"] = logprob_delta(logps, cf_logps, signed=self.signed).masked_fill(~mask, 0.0)
-            else:
-                out["visual"] = unavailable.clone()
-
+            cf_logps = counterfactuals["visual"]
+            out["visual"] = (unavailable.clone() if cf_logps is None
+                             else logprob_delta(logps, cf_logps, signed=self.signed).masked_fill(~mask, 0.0))
         if "temporal" in self.signals:
-            orders = self._shuffle_orders(prompt)
-            if orders is None:
+            shuffled = counterfactuals["temporal"]
+            out["permutation"] = counterfactuals["permutation"]
+            if shuffled is None:
                 out["temporal"] = unavailable.clone()
-                out["permutation"] = None
-                if adapter.lockstep:  # FSDP: every process runs the same passes, needed or not
-                    for _ in range(self.num_shuffles):
-                        variant = adapter.placeholder_variant(prompt, features, self.temporal_mode)
-                        adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs)
             else:
-                deltas = []
-                for order in orders:
-                    variant = adapter.temporal_counterfactual(prompt, features, order, self.temporal_mode)
-                    cf_logps = adapter.score_completions(variant, completion_ids, with_entropy=False, **kwargs).logps
-                    deltas.append(logprob_delta(logps, cf_logps, signed=self.signed))
-                out["temporal"] = torch.stack(deltas).mean(0).masked_fill(~mask, 0.0)
-                out["permutation"] = orders[0] if len(orders) == 1 else orders
-
+                deltas = torch.stack([logprob_delta(logps, cf_logps, signed=self.signed) for cf_logps in shuffled])
+                out["temporal"] = deltas.mean(0).masked_fill(~mask, 0.0)
         if "entropy" in self.signals:
-            out["entropy"] = entropy.masked_fill(~mask, 0.0)
+            out["entropy"] = real.entropy.masked_fill(~mask, 0.0)
         return out
 
     def select(

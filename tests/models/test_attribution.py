@@ -239,6 +239,38 @@ def test_fixed_seed_gives_the_same_permutation_and_scores(family_model):
     assert torch.equal(first["temporal"], second["temporal"])
 
 
+@pytest.mark.parametrize("media", ["video", "image"])
+def test_scoring_from_the_callers_real_pass_equals_score(family_model, media):
+    """``counterfactual_logps`` + ``score_from_real`` (the trainer's loss forward gives the real
+    pass, with gradient) equal ``score``: the same permutation, scores and NaN rules."""
+    _, model, processor = family_model
+    image = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    inputs = process(processor, video=make_video(0)) if media == "video" else process(processor, image=image)
+    ids, mask = make_completions(model)
+    kwargs = dict(num_shuffles=2, seed=7, gradient_weight=True, temperature=0.7)
+    expected = KeyTokenAttributor(model, processor, **kwargs).score(inputs, ids, mask)
+    attributor = KeyTokenAttributor(model, processor, **kwargs)
+    adapter = attributor.adapter
+    prompt = adapter.prepare(inputs)
+    features = adapter.encode(prompt)
+    detached = {key: adapter.map_features(output, torch.Tensor.detach) for key, output in features.items()}
+    counterfactuals = attributor.counterfactual_logps(inputs, ids, mask, detached)
+    real = adapter.policy_log_stats(model, prompt, ids, chunk_size=4, temperature=0.7, with_entropy=True,
+                                    with_gradient_weight=True, features=features)
+    assert real.logps.requires_grad
+    out = attributor.score_from_real(real, counterfactuals, mask)
+    assert out.keys() == expected.keys()
+    if media == "video":
+        assert torch.equal(out["permutation"], expected["permutation"])
+    else:
+        assert out["permutation"] is None and torch.isnan(out["temporal"]).all()
+    for name in ("logps", "visual", "temporal", "entropy", "gradient_weight"):
+        assert not out[name].requires_grad
+        torch.testing.assert_close(out[name], expected[name], atol=ATOL, rtol=1e-4, equal_nan=True)
+    with pytest.raises(ValueError, match="entropy"):
+        attributor.score_from_real(real._replace(entropy=None), counterfactuals, mask)
+
+
 def test_images_and_single_group_videos_have_no_temporal_signal(family_model):
     _, model, processor = family_model
     ids, mask = make_completions(model)

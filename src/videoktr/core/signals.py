@@ -113,6 +113,21 @@ def _gradient_weight_from_log_probs(log_probs: torch.Tensor, ids: torch.Tensor,
     return 1.0 - 2.0 * probs.gather(-1, ids).squeeze(-1) + (probs * probs).sum(-1)
 
 
+#: Positions per block of the no-grad statistics: their ``[block, V]`` temporaries stay small
+#: beside a chunk whose log-probs (with gradient) the loss still holds.
+_STATISTICS_BLOCK = 128
+
+
+def _score_statistics(log_probs, ids, with_entropy, with_gradient_weight, entropy_chunks, weight_chunks) -> None:
+    for start in range(0, log_probs.shape[0], _STATISTICS_BLOCK):
+        block, block_ids = log_probs[start : start + _STATISTICS_BLOCK], ids[start : start + _STATISTICS_BLOCK]
+        probs = block.exp()  # one exp serves both statistics: over the vocabulary it is their cost
+        if with_entropy:
+            entropy_chunks.append(_entropy_from_log_probs(block, probs))
+        if with_gradient_weight:
+            weight_chunks.append(_gradient_weight_from_log_probs(block, block_ids, probs))
+
+
 def token_log_stats(
     logits: torch.Tensor,
     token_ids: torch.Tensor,
@@ -170,13 +185,10 @@ def token_log_stats(
         ids = flat_ids[start : start + step]
         log_probs = torch.log_softmax(flat_logits[start : start + step].to(dtype), dim=-1)
         logp_chunks.append(log_probs.gather(-1, ids).squeeze(-1))
-        with torch.no_grad():
-            # One exp of the chunk serves both statistics: over the vocabulary it is their cost.
-            probs = log_probs.detach().exp() if with_entropy or with_gradient_weight else None
-            if with_entropy:
-                entropy_chunks.append(_entropy_from_log_probs(log_probs.detach(), probs))
-            if with_gradient_weight:
-                weight_chunks.append(_gradient_weight_from_log_probs(log_probs.detach(), ids, probs))
+        if with_entropy or with_gradient_weight:
+            with torch.no_grad():
+                _score_statistics(log_probs.detach(), ids, with_entropy, with_gradient_weight,
+                                  entropy_chunks, weight_chunks)
     shape = token_ids.shape
 
     def joined(chunks: list[torch.Tensor]) -> torch.Tensor:

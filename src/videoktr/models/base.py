@@ -330,8 +330,7 @@ class QwenVLAdapter:
         checkpointing, which drops KV caches) runs ``[G, P + T]`` full sequences instead, still
         encoding the video once. See each strategy's ``policy_logits``.
         """
-        stats, _ = self.policy_log_stats(forward, prompt, completion_ids, chunk_size, temperature, share_prefix)
-        return stats.logps
+        return self.policy_log_stats(forward, prompt, completion_ids, chunk_size, temperature, share_prefix).logps
 
     def policy_log_stats(
         self,
@@ -343,15 +342,16 @@ class QwenVLAdapter:
         share_prefix: bool = True,
         with_entropy: bool = False,
         with_gradient_weight: bool = False,
-    ) -> tuple[TokenLogStats, dict]:
+        features: dict | None = None,
+    ) -> TokenLogStats:
         """``policy_logps``'s pass, with what a no-grad scoring pass of the real input would have
-        given besides: the entropy and gradient weight (detached, ``core.signals.token_log_stats``)
-        and the encoder's output (detached; ``{}`` under the root-forward strategy, whose
-        encoder runs inside the wrapped forward). So the trainer scores the real input inside
-        the loss's own forward instead of in a forward of its own."""
-        logits, features = self.strategy.policy_logits(forward, prompt, completion_ids, share_prefix)
+        given besides: the entropy and gradient weight (detached, ``core.signals.token_log_stats``).
+        So the trainer scores the real input inside the loss's own forward instead of in a
+        forward of its own. ``features``: the prompt's encoder output when the caller ran the
+        encoder first (``encode``, with gradient where the encoder trains; not under the
+        root-forward strategy, whose encoder runs inside the wrapped forward)."""
+        logits = self.strategy.policy_logits(forward, prompt, completion_ids, share_prefix, features)
         if temperature != 1.0:
             logits = logits / temperature
-        stats = token_log_stats(logits, completion_ids, chunk_size=chunk_size, with_entropy=with_entropy,
-                                with_gradient_weight=with_gradient_weight)
-        return stats, features
+        return token_log_stats(logits, completion_ids, chunk_size=chunk_size, with_entropy=with_entropy,
+                               with_gradient_weight=with_gradient_weight)

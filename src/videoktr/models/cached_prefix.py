@@ -101,15 +101,14 @@ class CachedPrefixStrategy:
         return type(output)(**fields)
 
     def policy_logits(self, forward: Callable, prompt: PromptInputs, completion_ids: torch.Tensor,
-                      share_prefix: bool) -> tuple[torch.Tensor, dict]:
+                      share_prefix: bool, features: dict | None = None) -> torch.Tensor:
         """With ``share_prefix`` the prompt runs once on the inner modules and the completions
         on its repeated cache through ``forward``; without (gradient checkpointing drops KV
         caches) ``[G, P + T]`` full sequences run through ``forward``, the video still encoded
-        once and its features repeated for the ``G`` rows. Also returns the encoder's output,
-        detached, for no-grad passes that reuse it (``KeyTokenAttributor.score_from_real``)."""
+        once and its features repeated for the ``G`` rows. ``features``: the prompt's encoder
+        output, already computed by the caller (with gradient where the encoder trains)."""
         adapter = self.adapter
-        features = self.encode(prompt)
-        detached = {key: adapter.map_features(output, torch.Tensor.detach) for key, output in features.items()}
+        features = self.encode(prompt) if features is None else features
         variant = adapter.real_variant(prompt, features)
         num_completions, length = completion_ids.shape
         positions = adapter.rope_positions(variant, length)
@@ -123,7 +122,7 @@ class CachedPrefixStrategy:
                 cache=cache,
                 use_cache=True,
             )
-            return torch.cat([first_logits, out.logits[:, :-1]], dim=1), detached
+            return torch.cat([first_logits, out.logits[:, :-1]], dim=1)
         full_ids = torch.cat([variant.input_ids.expand(num_completions, -1), completion_ids], dim=1)
         repeated = {key: self._repeat_features(output, num_completions) for key, output in features.items()}
         out = forward(
@@ -133,4 +132,4 @@ class CachedPrefixStrategy:
             use_cache=False,
             logits_to_keep=length + 1,
         )
-        return out.logits[:, :-1], detached
+        return out.logits[:, :-1]

@@ -166,18 +166,19 @@ class RootForwardStrategy:
                                with_gradient_weight=with_gradient_weight)
 
     def policy_logits(self, forward: Callable, prompt: PromptInputs, completion_ids: torch.Tensor,
-                      share_prefix: bool) -> tuple[torch.Tensor, dict]:
+                      share_prefix: bool, features: dict | None = None) -> torch.Tensor:
         """With ``share_prefix`` two root forwards (the prompt, which encodes the video, then the
         completions on its repeated cache; FSDP2 takes several forwards per backward), else one
         over ``[G, P + T]`` in which the encoder's output is repeated for the ``G`` rows
-        (``_tiled_encoder``). The encoder's output stays inside the root forward: the features
-        returned are ``{}`` (no pass between this forward and its backward reuses them, see
-        ``QwenVLAdapter.policy_log_stats``)."""
+        (``_tiled_encoder``). The encoder runs inside the root forward: ``features`` computed
+        beforehand cannot be given."""
+        if features is not None:
+            raise ValueError("under FSDP / ZeRO-3 the encoder runs inside the root forward; features cannot be given")
         adapter = self.adapter
         variant = adapter.real_variant(prompt, {})
         if share_prefix:
             variant.pixel_inputs = pixel_kwargs(prompt)
-            return self._completion_logits(forward, variant, completion_ids), {}
+            return self._completion_logits(forward, variant, completion_ids)
         num_completions, length = completion_ids.shape
         positions = adapter.rope_positions(variant, length)
         full_ids = torch.cat([variant.input_ids.expand(num_completions, -1), completion_ids], dim=1)
@@ -191,7 +192,7 @@ class RootForwardStrategy:
                 logits_to_keep=length + 1,
                 **pixels,
             )
-        return out.logits[:, :-1], {}
+        return out.logits[:, :-1]
 
     @contextlib.contextmanager
     def _tiled_encoder(self, times: int) -> Iterator[None]:

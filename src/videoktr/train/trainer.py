@@ -128,7 +128,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         self._rollout_buffer: dict[int, list[PromptRollout]] = {}
         self._micro_step = 0
         self._step_tokens: float | None = None
-        self._in_loss_scoring_s = 0.0  # this training step's scoring inside loss forwards (_score_in_loss)
+        self._in_loss_scoring_s = 0.0  # this training step's scoring inside loss forwards (_loss_forward_with_scoring)
         self.update_guard = NonFiniteUpdateGuard(self.accelerator)
         self.rollout_backend = self._make_rollout_backend()
 
@@ -290,7 +290,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
                in_loss: bool = False) -> PromptRollout:
         """One prompt's rewards, advantages and attribution (old log-probs, signal scores), and
         with a separate sampler its truncated importance weights. With ``in_loss`` the policy's
-        scoring is left to the loss forward (``_score_in_loss``); the reference pass runs here."""
+        scoring is left to the loss forward (``_loss_forward_with_scoring``); the reference pass runs here."""
         args = self.args
         sample, media, prompt_inputs, seed = request.sample, request.media, request.prompt_inputs, request.seed
         device = self.accelerator.device
@@ -365,26 +365,42 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         if args.vllm_importance_sampling_correction:
             rollout.importance_weights = weights
 
-    def _score_in_loss(self, rollout: PromptRollout, real, features: dict) -> None:
-        """Completes a rollout left for its loss forward: ``real`` is that forward's
-        ``TokenLogStats`` (log-probs with gradient), ``features`` its encoder output. Runs the
-        counterfactual passes (``KeyTokenAttributor.score_from_real``), then what the rollout
-        phase would have done: old log-probs, importance weights, selection, logs, dump."""
+    def _loss_forward_with_scoring(self, model, rollout: PromptRollout, prompt, share_prefix: bool):
+        """The loss forward of a rollout left for it (``_scores_in_loss``), which completes the
+        rollout: the vision encoder first (with gradient where it trains), the counterfactual
+        passes on its detached output while only the encoder's activations are held, then the
+        language model's pass with the entropy and gradient weights beside the log-probs, then
+        what the rollout phase would have done (old log-probs, importance weights, selection,
+        logs, dump). Returns the pass's ``TokenLogStats``."""
+        args = self.args
+        adapter = get_adapter(self._unwrapped())
+        attributor = self._policy_attributor(rollout.seed)
+        features = adapter.encode(prompt)
         start = time.perf_counter()
-        scores = self._policy_attributor(rollout.seed).score_from_real(
-            rollout.prompt_inputs, rollout.completion_ids, rollout.completion_mask, real, features
+        detached = {key: adapter.map_features(output, torch.Tensor.detach) for key, output in features.items()}
+        counterfactuals = attributor.counterfactual_logps(
+            rollout.prompt_inputs, rollout.completion_ids, rollout.completion_mask, detached
         )
+        scoring_s = time.perf_counter() - start
+        real = adapter.policy_log_stats(
+            model, prompt, rollout.completion_ids, chunk_size=args.attribution_chunk_size,
+            temperature=args.temperature, share_prefix=share_prefix, features=features,
+            with_entropy="entropy" in attributor.signals, with_gradient_weight=True,
+        )
+        start = time.perf_counter()
+        scores = attributor.score_from_real(real, counterfactuals, rollout.completion_mask)
         rollout.old_logps = scores.pop("logps")
         rollout.gradient_weight = scores.pop("gradient_weight")
         rollout.scores = {name: value for name, value in scores.items() if name != "permutation"}
         rollout.scored_in_loss = False
         self._set_importance_weights(rollout)
         self._select([rollout])
-        seconds = time.perf_counter() - start
-        rollout.timing["attribution_s"] += seconds
-        self._in_loss_scoring_s += seconds
+        scoring_s += time.perf_counter() - start
+        rollout.timing["attribution_s"] += scoring_s
+        self._in_loss_scoring_s += scoring_s
         self._log_rollouts([rollout])
         self._dump_rollouts([rollout])
+        return real
 
     def _needs_scoring_pass(self, sampled: SampledCompletions) -> bool:
         """Whether the rollout needs the policy's scoring of its completions: for the signals,
@@ -533,7 +549,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
                 self.update_guard.record_loss(loss)
                 self.accelerator.backward(loss, **kwargs)
             loss_sum += loss.detach()
-        # Scoring done inside the loss forward counts as attribution (see _score_in_loss).
+        # Scoring done inside the loss forward counts as attribution (see _loss_forward_with_scoring).
         self._metrics["time/loss_s"].append(time.perf_counter() - start - self._in_loss_scoring_s)
         return loss_sum
 
@@ -565,16 +581,12 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         args = self.args
         adapter = get_adapter(self._unwrapped())
         prompt = adapter.prepare(rollout.prompt_inputs)
-        scoring = rollout.scored_in_loss
-        real, features = adapter.policy_log_stats(
-            model, prompt, rollout.completion_ids, chunk_size=args.attribution_chunk_size,
-            temperature=args.temperature, share_prefix=not self._activation_checkpointing(),
-            with_entropy=scoring and args.token_selection != "none" and "entropy" in args.selected_signals,
-            with_gradient_weight=scoring,
-        )
-        logps = real.logps
-        if scoring:
-            self._score_in_loss(rollout, real, features)
+        share_prefix = not self._activation_checkpointing()
+        if rollout.scored_in_loss:
+            logps = self._loss_forward_with_scoring(model, rollout, prompt, share_prefix).logps
+        else:
+            logps = adapter.policy_logps(model, prompt, rollout.completion_ids, chunk_size=args.attribution_chunk_size,
+                                         temperature=args.temperature, share_prefix=share_prefix)
         old_logps = rollout.old_logps if args.num_iterations > 1 else logps.detach()
         loss, metrics = grpo_loss(
             logps, old_logps, rollout.advantages, rollout.completion_mask,
