@@ -3,16 +3,20 @@
     python benchmarks/step.py            # the realistic shape, a table
     python benchmarks/step.py --json     # one JSON object (grpo_step_s, ktr_step_s, time_ratio, ...)
     python benchmarks/step.py --quick    # a smaller shape, a few minutes on CPU
+    python benchmarks/step.py --rounds 3 # more rounds: a tighter median on a noisy machine
 
 The shape is the attribution benchmark's (``benchmarks/attribution.py``: a ~28M-parameter
 Qwen2.5-VL, 16 frames of 224x448, 1,024 video tokens), one prompt, G = 8 completions of 128
 tokens: video-dominated, as video RL is. Each (backend, preset) pair runs in its own process,
 ``videoktr``'s trainer for 1 + 3 optimizer steps (1 + 2 with ``--quick``); the first pays
-one-time costs, the medians of the others are reported: the step's wall time (from one step's
-end to the next, rollouts included), the trainer's per-stage times (``time/generation_s``, ``time/reward_s``,
+one-time costs, the others are measured: the step's wall time (from one step's end to the
+next, rollouts included), the trainer's per-stage times (``time/generation_s``, ``time/reward_s``,
 ``time/attribution_s``, ``time/loss_s``), and the process's peak memory above its level after
 the trainer was built (CUDA: ``max_memory_allocated``; CPU: resident set size sampled every
-millisecond). A random model almost never emits its end token, so every completion runs to 128
+millisecond). The runs go in ``--rounds`` rounds, the presets alternating within each (grpo,
+video_ktr, grpo, ...), so that a slow spell of a shared machine falls on both; reported are
+the medians over every measured step of every round, the largest peak, and each round's own
+time ratio (``time_ratio_rounds``) to show the spread. A random model almost never emits its end token, so every completion runs to 128
 tokens and both presets score the same number of tokens.
 
 Backends: ``hf`` always; ``vllm`` when the engine's environment exists (``make vllm-env``; pass
@@ -116,17 +120,34 @@ def run_child(args: argparse.Namespace) -> dict:
     def median(key: str) -> float:
         return statistics.median(entry.get(key, 0.0) for entry in measured)
 
-    completion_tokens = median("completion_length") * shape["completions"]
     sync_key = next((key for key in measured[-1] if key.startswith("time/weight_sync_")), None)
     return {
-        "step_s": statistics.median(later - earlier for earlier, later in zip(step_ends, step_ends[1:])),
-        "steps_measured": len(measured),
-        "stages": {name: median(f"time/{name}") for name in STAGES},
+        "step_s": [later - earlier for earlier, later in zip(step_ends, step_ends[1:])],
+        "stages": {name: [entry.get(f"time/{name}", 0.0) for entry in measured] for name in STAGES},
         "peak_mb": memory.peak_mb,
-        "completion_tokens": completion_tokens,
-        "tokens_per_s": completion_tokens / median("time/generation_s"),
-        "weight_sync_s": median(sync_key) if sync_key else None,
-        "logp_mismatch_mean": median("rollout/logp_mismatch_mean") if "rollout/logp_mismatch_mean" in measured[-1] else None,
+        "completion_tokens": [entry["completion_length"] * shape["completions"] for entry in measured],
+        "weight_sync_s": [entry[sync_key] for entry in measured] if sync_key else None,
+        "logp_mismatch_mean": ([entry["rollout/logp_mismatch_mean"] for entry in measured]
+                               if "rollout/logp_mismatch_mean" in measured[-1] else None),
+    }
+
+
+def summarise(rounds: list[dict]) -> dict:
+    """One (backend, preset)'s rounds as one run: medians over all measured steps, the largest peak."""
+    def pooled(key):
+        return [value for run in rounds for value in run[key]]
+
+    stages = {name: statistics.median(value for run in rounds for value in run["stages"][name]) for name in STAGES}
+    tokens = statistics.median(pooled("completion_tokens"))
+    return {
+        "step_s": statistics.median(pooled("step_s")),
+        "steps_measured": len(pooled("step_s")),
+        "stages": stages,
+        "peak_mb": max(run["peak_mb"] for run in rounds),
+        "completion_tokens": tokens,
+        "tokens_per_s": tokens / stages["generation_s"],
+        "weight_sync_s": statistics.median(pooled("weight_sync_s")) if rounds[0]["weight_sync_s"] else None,
+        "logp_mismatch_mean": statistics.median(pooled("logp_mismatch_mean")) if rounds[0]["logp_mismatch_mean"] else None,
     }
 
 
@@ -134,6 +155,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smaller shape")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each (backend, preset), alternating presets")
     parser.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
     parser.add_argument("--backends", nargs="+", default=None, choices=("hf", "vllm"),
                         help="default: hf, and vllm when its environment exists")
@@ -150,7 +172,9 @@ def main(argv=None) -> int:
     shape_name = "quick" if args.quick else "full"
     backends = args.backends or (["hf", "vllm"] if Path(args.vllm_python).exists() else ["hf"])
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
-    results: dict[str, dict[str, dict]] = {}
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    raw: dict[str, dict[str, list[dict]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         say("building the model and the video ...")
@@ -165,22 +189,31 @@ def main(argv=None) -> int:
                                                  log_path=directory / "server.log")
         try:
             for backend in backends:
-                for preset in PRESETS:
-                    say(f"{backend} / {preset} ...")
-                    command = [sys.executable, __file__, "--child", "--preset", preset, "--backend", backend,
-                               "--model", str(model_dir), "--dataset", str(dataset), "--shape", shape_name,
-                               "--output_dir", str(directory / f"run-{backend}-{preset}"), "--port", str(port),
-                               "--device", args.device]
-                    completed = subprocess.run(command, capture_output=True, text=True,
-                                               env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-                    if completed.returncode != 0:
-                        sys.stderr.write(completed.stderr[-5000:])
-                        return completed.returncode
-                    results.setdefault(backend, {})[preset] = json.loads(completed.stdout.strip().splitlines()[-1])
+                for round_index in range(args.rounds):
+                    for preset in PRESETS:
+                        say(f"{backend} / {preset}, round {round_index + 1} of {args.rounds} ...")
+                        output_dir = directory / f"run-{backend}-{preset}-{round_index}"
+                        command = [sys.executable, __file__, "--child", "--preset", preset, "--backend", backend,
+                                   "--model", str(model_dir), "--dataset", str(dataset), "--shape", shape_name,
+                                   "--output_dir", str(output_dir), "--port", str(port), "--device", args.device]
+                        completed = subprocess.run(command, capture_output=True, text=True,
+                                                   env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+                        if completed.returncode != 0:
+                            sys.stderr.write(completed.stderr[-5000:])
+                            return completed.returncode
+                        run = json.loads(completed.stdout.strip().splitlines()[-1])
+                        raw.setdefault(backend, {}).setdefault(preset, []).append(run)
         finally:
             if server is not None:
                 server.terminate()
                 server.wait(timeout=60)
+
+    results = {backend: {preset: summarise(rounds) for preset, rounds in runs.items()} for backend, runs in raw.items()}
+
+    def round_ratios(backend: str) -> list[float]:
+        runs = raw[backend]
+        return [round(statistics.median(ktr["step_s"]) / statistics.median(grpo["step_s"]), 3)
+                for grpo, ktr in zip(runs["grpo"], runs["video_ktr"])]
 
     hf = results["hf"]
     summary = {
@@ -191,6 +224,7 @@ def main(argv=None) -> int:
         "grpo_step_s": round(hf["grpo"]["step_s"], 3),
         "ktr_step_s": round(hf["video_ktr"]["step_s"], 3),
         "time_ratio": round(hf["video_ktr"]["step_s"] / hf["grpo"]["step_s"], 3),
+        "time_ratio_rounds": round_ratios("hf"),
         "grpo_peak_mb": round(hf["grpo"]["peak_mb"], 1),
         "ktr_peak_mb": round(hf["video_ktr"]["peak_mb"], 1),
         "memory_ratio": round(hf["video_ktr"]["peak_mb"] / hf["grpo"]["peak_mb"], 3),
@@ -202,6 +236,7 @@ def main(argv=None) -> int:
         summary["vllm_speedup"] = round(summary["vllm_tokens_per_s"] / summary["hf_tokens_per_s"], 2)
         vllm = results["vllm"]
         summary["vllm_time_ratio"] = round(vllm["video_ktr"]["step_s"] / vllm["grpo"]["step_s"], 3)
+        summary["vllm_time_ratio_rounds"] = round_ratios("vllm")
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -214,7 +249,8 @@ def main(argv=None) -> int:
             print(f"{backend:8} {preset:10} {run['step_s']:8.2f} "
                   + " ".join(f"{run['stages'][name]:14.2f}" for name in STAGES)
                   + f" {run['peak_mb']:9.0f} {run['tokens_per_s']:9.1f}")
-    print(f"\nvideo_ktr / grpo (hf): time {summary['time_ratio']:.3f}, peak memory {summary['memory_ratio']:.3f}")
+    print(f"\nvideo_ktr / grpo (hf): time {summary['time_ratio']:.3f} (rounds: "
+          f"{', '.join(map(str, summary['time_ratio_rounds']))}), peak memory {summary['memory_ratio']:.3f}")
     if "vllm_tokens_per_s" in summary:
         print(f"generation: vLLM {summary['vllm_tokens_per_s']:.1f} tokens/s against hf "
               f"{summary['hf_tokens_per_s']:.1f} ({summary['vllm_speedup']:.2f}x)")
