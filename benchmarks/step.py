@@ -15,8 +15,15 @@ next, rollouts included), the trainer's per-stage times (``time/generation_s``, 
 the trainer was built (CUDA: ``max_memory_allocated``; CPU: resident set size sampled every
 millisecond). The runs go in ``--rounds`` rounds, the presets alternating within each (grpo,
 video_ktr, grpo, ...), so that a slow spell of a shared machine falls on both; reported are
-the medians over every measured step of every round, the largest peak, and each round's own
-time ratio (``time_ratio_rounds``) to show the spread. A random model almost never emits its end token, so every completion runs to 128
+the medians over every measured step of every round and each round's own time ratio
+(``time_ratio_rounds``) to show the spread.
+
+On CPU the peak comes from one more run per (backend, preset) with ``MALLOC_MMAP_THRESHOLD_``
+fixed at 1 MiB: glibc otherwise raises its threshold as large buffers are freed and then keeps
+later ones on a heap it seldom returns, so the resident size tracks the order of past
+allocations (a 5% swing between presets doing the same work was measured) instead of the
+memory in use. That setting slows every large allocation (the step took 1.6x as long), so
+those runs are not timed. A random model almost never emits its end token, so every completion runs to 128
 tokens and both presets score the same number of tokens.
 
 Backends: ``hf`` always; ``vllm`` when the engine's environment exists (``make vllm-env``; pass
@@ -175,6 +182,7 @@ def main(argv=None) -> int:
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
     raw: dict[str, dict[str, list[dict]]] = {}
+    peaks: dict[str, dict[str, float]] = {}  # CPU: from the untimed runs with a fixed mmap threshold
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         say("building the model and the video ...")
@@ -187,28 +195,39 @@ def main(argv=None) -> int:
             say("starting the vLLM rollout server ...")
             server, port = launch_rollout_server(model_dir, python=args.vllm_python, port=0,
                                                  log_path=directory / "server.log")
+        def child(backend: str, preset: str, name: str, env: dict | None = None) -> dict:
+            command = [sys.executable, __file__, "--child", "--preset", preset, "--backend", backend,
+                       "--model", str(model_dir), "--dataset", str(dataset), "--shape", shape_name,
+                       "--output_dir", str(directory / f"run-{backend}-{preset}-{name}"), "--port", str(port),
+                       "--device", args.device]
+            completed = subprocess.run(command, capture_output=True, text=True,
+                                       env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})})
+            if completed.returncode != 0:
+                sys.stderr.write(completed.stderr[-5000:])
+                raise SystemExit(completed.returncode)
+            return json.loads(completed.stdout.strip().splitlines()[-1])
+
         try:
             for backend in backends:
                 for round_index in range(args.rounds):
                     for preset in PRESETS:
                         say(f"{backend} / {preset}, round {round_index + 1} of {args.rounds} ...")
-                        output_dir = directory / f"run-{backend}-{preset}-{round_index}"
-                        command = [sys.executable, __file__, "--child", "--preset", preset, "--backend", backend,
-                                   "--model", str(model_dir), "--dataset", str(dataset), "--shape", shape_name,
-                                   "--output_dir", str(output_dir), "--port", str(port), "--device", args.device]
-                        completed = subprocess.run(command, capture_output=True, text=True,
-                                                   env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-                        if completed.returncode != 0:
-                            sys.stderr.write(completed.stderr[-5000:])
-                            return completed.returncode
-                        run = json.loads(completed.stdout.strip().splitlines()[-1])
-                        raw.setdefault(backend, {}).setdefault(preset, []).append(run)
+                        raw.setdefault(backend, {}).setdefault(preset, []).append(
+                            child(backend, preset, str(round_index)))
+                if args.device == "cpu":
+                    for preset in PRESETS:
+                        say(f"{backend} / {preset}, peak memory ...")
+                        run = child(backend, preset, "memory", {"MALLOC_MMAP_THRESHOLD_": str(2**20)})
+                        peaks.setdefault(backend, {})[preset] = run["peak_mb"]
         finally:
             if server is not None:
                 server.terminate()
                 server.wait(timeout=60)
 
     results = {backend: {preset: summarise(rounds) for preset, rounds in runs.items()} for backend, runs in raw.items()}
+    for backend, by_preset in peaks.items():
+        for preset, peak_mb in by_preset.items():
+            results[backend][preset]["peak_mb"] = peak_mb
 
     def round_ratios(backend: str) -> list[float]:
         runs = raw[backend]
