@@ -12,7 +12,9 @@ import torch
 
 from videoktr.data import build_engine_prompt
 from videoktr.models.tiny import build_tiny_model
+from videoktr.models import checkpoint_state_dict
 from videoktr.rollout import SamplingSettings, VLLMRolloutBackend, vllm_server
+from videoktr.rollout.vllm_backend import weight_buckets
 
 from .helpers import requests_for
 
@@ -38,6 +40,15 @@ class StandInEngine:
         if message["op"] == "load_weights":
             assert any(Path(message["path"]).glob("*.safetensors"))
             self.loaded = type(self.model).from_pretrained(message["path"]).state_dict()
+            return {"ok": True, "seconds": 0.0}
+        # The collective path, with the server's own functions (all but the engine's reload).
+        if message["op"] == "open_weight_group":
+            port, self.wait_for_group = vllm_server.host_weight_group("127.0.0.1", message["backend"],
+                                                                      message["timeout"])
+            return {"ok": True, "port": port}
+        if message["op"] == "receive_weights":
+            group = self.wait_for_group()
+            self.received = dict(vllm_server.receive_buckets(group, message["buckets"], "cpu"))
             return {"ok": True, "seconds": 0.0}
         return {"ok": False, "error": f"unknown op {message['op']!r}"}
 
@@ -105,7 +116,8 @@ def test_weights_are_written_as_safetensors_for_the_server_and_old_snapshots_rem
     engine = StandInEngine(model=model)
     barrier = []
     backend = VLLMRolloutBackend(processor, port=stand_in_server(engine), timeout=10, weights_dir=tmp_path / "w",
-                                 wait_for_everyone=lambda: barrier.append(1))
+                                 weight_sync="safetensors", wait_for_everyone=lambda: barrier.append(1))
+    assert "safetensors files" in backend.describe()
     assert backend.sync_weights(model, 0) == "safetensors"
     assert backend.sync_weights(model, 1) == "safetensors"
     loads = [m for m in engine.messages if m["op"] == "load_weights"]
@@ -117,7 +129,8 @@ def test_weights_are_written_as_safetensors_for_the_server_and_old_snapshots_rem
         assert torch.equal(tensor, state[name]), name
     # Another process only waits for the main one's sync.
     follower = VLLMRolloutBackend(processor, port=backend.address[1], timeout=10, weights_dir=tmp_path / "w",
-                                  is_main_process=False, wait_for_everyone=lambda: barrier.append(2))
+                                  weight_sync="safetensors", is_main_process=False,
+                                  wait_for_everyone=lambda: barrier.append(2))
     follower.sync_weights(model, 2)
     assert len([m for m in engine.messages if m["op"] == "load_weights"]) == 2 and barrier[-1] == 2
 
@@ -128,3 +141,40 @@ def test_a_missing_server_and_a_protocol_mismatch_are_explained(tiny, stand_in_s
         VLLMRolloutBackend(processor, port=1, timeout=0.5)
     with pytest.raises(RuntimeError, match="speaks protocol 99"):
         VLLMRolloutBackend(processor, port=stand_in_server(StandInEngine(protocol=99)), timeout=10)
+
+
+def test_weights_are_broadcast_over_a_group_with_the_server_named_as_the_checkpoint(tiny, stand_in_server, tmp_path):
+    """``weight_sync: collective``: the main process forms a gloo group with the server once and
+    broadcasts every weight in flat buckets; the server gets each one bit for bit, under the
+    name ``save_pretrained`` writes it with. Nothing is written to disk."""
+    model, processor = tiny
+    engine = StandInEngine(model=model)
+    barrier = []
+    backend = VLLMRolloutBackend(processor, port=stand_in_server(engine), timeout=30, weights_dir=tmp_path / "w",
+                                 bucket_mb=0.05, wait_for_everyone=lambda: barrier.append(1))
+    assert "gloo broadcast" in backend.describe()
+    expected = checkpoint_state_dict(model)
+    assert any(name.startswith("model.layers.") for name in expected)  # Qwen2.5-VL's checkpoint names
+    for step in (0, 1):
+        with torch.no_grad():
+            next(model.parameters()).add_(1.0)  # the policy moves between syncs
+        assert backend.sync_weights(model, step) == "gloo_broadcast"
+        expected = checkpoint_state_dict(model)
+        assert engine.received.keys() == expected.keys()
+        for name, tensor in expected.items():
+            assert torch.equal(engine.received[name], tensor), name
+    ops = [m["op"] for m in engine.messages if m["op"] != "info"]
+    assert ops == ["open_weight_group", "receive_weights", "receive_weights"]  # the group is formed once
+    buckets = [m for m in engine.messages if m["op"] == "receive_weights"][-1]["buckets"]
+    assert len(buckets) > 1 and all(bucket["dtype"] == "float32" for bucket in buckets)
+    assert len(barrier) == 2 and not (tmp_path / "w").exists()
+    backend.close()
+
+
+def test_weight_buckets_keep_order_and_dtype_and_respect_the_size():
+    weights = {"a": torch.zeros(10), "b": torch.zeros(10), "c": torch.zeros(30), "d": torch.zeros(5, dtype=torch.bfloat16),
+               "e": torch.zeros(5)}
+    buckets = weight_buckets(weights, bucket_bytes=80)
+    assert [[name for name, _ in bucket] for bucket in buckets] == [["a", "b"], ["c"], ["d"], ["e"]]
+    with pytest.raises(ValueError, match="weight_sync must be one of"):
+        VLLMRolloutBackend(None, port=1, weight_sync="nfs")  # before any connection is tried

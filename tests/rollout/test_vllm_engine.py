@@ -2,8 +2,9 @@
 
 A tiny Qwen2.5-VL with head size 32 (the least vLLM's CPU attention takes) is served by
 ``videoktr.rollout.vllm_server`` from ``.venv-vllm``; the tests check what the engine samples
-against the trainer's own model: greedy tokens before and after a weight sync, the sampler's
-log-probs against the trainer's, and two training steps with ``rollout_backend: vllm``.
+against the trainer's own model: greedy tokens before and after a weight sync by each path (gloo
+broadcast, safetensors files), the sampler's log-probs against the trainer's, two training
+steps with ``rollout_backend: vllm`` in one process and in two, and evaluation.
 """
 
 from __future__ import annotations
@@ -90,18 +91,22 @@ def test_greedy_tokens_and_logprobs_match_the_trainers_before_and_after_a_weight
     # Sampled log-probs are the trainer's, up to kernel rounding.
     sampling = SamplingSettings(num_generations=4, max_completion_length=12)
     assert _largest_logp_gap(model, processor, backend, requests, sampling) < TIE_NATS
-    # An update: the engine takes the new weights and samples from them.
-    before = copy.deepcopy(model)
+    # An update by each path: the engine takes the new weights and samples from them ...
+    files = VLLMRolloutBackend.for_model(model, processor, port=port, timeout=30, weights_dir=tmp_path / "w",
+                                         weight_sync="safetensors")
     generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.02)
-    assert backend.sync_weights(model, step=1) == "safetensors"
-    for request, sampled in zip(requests, backend.sample(requests, greedy)):
-        _assert_greedy_agrees(model, processor, request, sampled.completion_ids, 16)
-    assert _largest_logp_gap(model, processor, backend, requests, sampling) < TIE_NATS
-    # ... which the old weights would not have given: the update moved the log-probs far more.
-    assert _largest_logp_gap(before, processor, backend, requests, sampling) > 4 * TIE_NATS
+    for step, (syncing, path) in enumerate([(backend, "gloo_broadcast"), (files, "safetensors")], start=1):
+        before = copy.deepcopy(model)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.02)
+        assert syncing.sync_weights(model, step=step) == path
+        for request, sampled in zip(requests, backend.sample(requests, greedy)):
+            _assert_greedy_agrees(model, processor, request, sampled.completion_ids, 16)
+        assert _largest_logp_gap(model, processor, backend, requests, sampling) < TIE_NATS
+        # ... which the old weights would not have given: the update moved the log-probs far more.
+        assert _largest_logp_gap(before, processor, backend, requests, sampling) > 4 * TIE_NATS, path
+    files.close()
     backend.close()
 
 
@@ -148,7 +153,7 @@ def test_two_training_steps_with_the_vllm_backend(served, video_dataset, tmp_pat
     assert len(logs) == 2
     for entry in logs:
         assert math.isfinite(entry["loss"]) and math.isfinite(entry["grad_norm"])
-        assert "time/weight_sync_safetensors_s" in entry  # the path the weights took, in every log
+        assert "time/weight_sync_gloo_broadcast_s" in entry  # the path the weights took, in every log
         assert entry["rollout/logp_mismatch_mean"] < TIE_NATS
         assert entry["rollout/truncated_share"] < 0.05
         assert entry["completion_length"] > 0
@@ -173,7 +178,7 @@ def test_two_processes_each_get_their_own_rollouts(served, video_dataset, tmp_pa
     assert len(first) == len(second) == 2 and not set(first) & set(second)
     assert findings["max_weight_change"] > 0 and findings["max_weight_difference"] == 0.0
     logged = [entry for entry in findings["log_history"] if "loss" in entry]
-    assert logged and all("time/weight_sync_safetensors_s" in entry for entry in logged)
+    assert logged and all("time/weight_sync_gloo_broadcast_s" in entry for entry in logged)
 
 
 def test_evaluation_on_the_engine_answers_as_the_model_does(served, tmp_path):

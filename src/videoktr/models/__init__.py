@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from .base import QwenVLAdapter
-from .loading import ModelLoadError, load_local_model
+from .loading import ModelLoadError, checkpoint_state_dict, load_local_model
 from .prompt import TEMPORAL_MODES, VISUAL_MODES
 from .qwen2_5_vl import Qwen2_5_VLAdapter
 from .qwen2_vl import Qwen2VLAdapter
@@ -48,6 +48,7 @@ def vision_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 
 __all__ = [
+    "checkpoint_state_dict",
     "ADAPTERS",
     "SUPPORTED_MODEL_TYPES",
     "TEMPORAL_MODES",

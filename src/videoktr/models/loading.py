@@ -62,3 +62,24 @@ def load_local_model(path: str | Path, bf16: bool = False):
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"model={str(path)!r} cannot be loaded: {error}") from error
     return model, processor
+
+
+def checkpoint_state_dict(model: torch.nn.Module, state_dict: dict | None = None) -> dict[str, torch.Tensor]:
+    """``model``'s weights named and shaped as ``save_pretrained`` writes them (tied copies
+    dropped, the family's renames reverted: Qwen2(.5)-VL checkpoints say ``model.layers`` where
+    the module says ``model.language_model.layers``), without writing anything: what an
+    inference engine loading the checkpoint format expects. ``state_dict``: a full one already
+    gathered (FSDP, ZeRO-3); default ``model.state_dict()``.
+
+    Uses transformers' own save-time steps (``remove_tied_weights_from_state_dict``,
+    ``revert_weight_conversion``) rather than a copy of their rules, so it follows them."""
+    from transformers.modeling_utils import (
+        remove_tied_weights_from_state_dict,
+        revert_weight_conversion,
+    )
+
+    state_dict = dict(model.state_dict() if state_dict is None else state_dict)
+    for ignored in getattr(model, "_keys_to_ignore_on_save", None) or ():
+        state_dict.pop(ignored, None)
+    state_dict = remove_tied_weights_from_state_dict(state_dict, model)
+    return revert_weight_conversion(model, state_dict)

@@ -7,15 +7,23 @@ and a seed per prompt. It gets back its own completions and the log-probs the en
 them with, from which the trainer computes the truncated importance weights
 (``core.importance``).
 
-After every optimizer step the policy's weights go to the engine before the next rollout. The
-path that is built and tested is ``safetensors``: the main process writes the policy with
-``save_pretrained`` to a directory the server can read, and the server reloads it in place and
-resets its caches. The trainer logs the path in each log line's key
-(``time/weight_sync_safetensors_s``).
+After every optimizer step the policy's weights go to the engine before the next rollout, by
+one of two paths (``weight_sync``), and the server reloads them in place and resets its caches:
+
+* ``collective`` (the default, as TRL and verl do it): the trainer's main process and the server
+  form a two-member process group of their own (its store hosted by the server) and the main
+  process broadcasts the weights over it in flat buckets, named as the checkpoint names them
+  (``models.checkpoint_state_dict``): ``gloo`` for weights on CPU, ``nccl`` for weights on GPUs.
+* ``safetensors``: the main process writes the policy with ``save_pretrained`` to a directory the
+  server can read (the same machine or a shared file system) and the server loads it.
+
+The trainer logs the path in each log line's key (``time/weight_sync_gloo_broadcast_s``,
+``time/weight_sync_nccl_broadcast_s``, ``time/weight_sync_safetensors_s``).
 """
 
 from __future__ import annotations
 
+import datetime
 import queue
 import shutil
 import subprocess
@@ -30,10 +38,13 @@ import torch
 from ..data.pixels import PixelBudget
 from ..data.prompts import build_engine_prompt
 from ..models.generation import eos_token_ids
+from ..models.loading import checkpoint_state_dict
 from . import vllm_server
 from .base import RolloutRequest, SampledCompletions, SamplingSettings
 
-__all__ = ["VLLMRolloutBackend", "launch_rollout_server", "server_script"]
+__all__ = ["WEIGHT_SYNC_PATHS", "VLLMRolloutBackend", "launch_rollout_server", "server_script"]
+
+WEIGHT_SYNC_PATHS = ("collective", "safetensors")
 
 
 def server_script() -> Path:
@@ -96,8 +107,13 @@ class VLLMRolloutBackend:
         processor: the policy's processor (the prompts' tokens and the end-token ids).
         pixels: the pixel budget the trainer processes media with.
         host, port, timeout: where the server is and how long to wait for it to answer.
-        weights_dir: where the main process writes the policy's weights for the server (a
-            directory the server can read: the same machine, or a shared file system).
+        weight_sync: ``collective`` (broadcast over a process group with the server) or
+            ``safetensors`` (files the server reads); see the module docstring.
+        weights_dir: with ``safetensors``, where the main process writes the policy's weights for
+            the server (a directory the server can read: the same machine, or a shared file system).
+        device: where the policy's weights live (``cuda``: the collective is ``nccl``, else ``gloo``).
+        bucket_mb: with ``collective``, the largest flat bucket broadcast at once (one extra copy
+            of that much memory on each end).
         is_main_process: whether this process sends the weights (one process does).
         wait_for_everyone: a barrier across the trainer's processes (``accelerator.wait_for_everyone``),
             so no process samples before the new weights are in.
@@ -115,11 +131,16 @@ class VLLMRolloutBackend:
         host: str = "127.0.0.1",
         port: int = vllm_server.DEFAULT_PORT,
         timeout: float = 240.0,
+        weight_sync: str = "collective",
         weights_dir: str | Path = "rollout_weights",
+        device: torch.device | str = "cpu",
+        bucket_mb: float = 512.0,
         is_main_process: bool = True,
         wait_for_everyone: Callable[[], None] | None = None,
         eos_token_ids: Sequence[int] | None = None,
     ) -> None:
+        if weight_sync not in WEIGHT_SYNC_PATHS:
+            raise ValueError(f"weight_sync must be one of {', '.join(WEIGHT_SYNC_PATHS)}; got {weight_sync!r}")
         self.processor = processor
         self.pixels = pixels
         self.address = (host, port)
@@ -128,7 +149,13 @@ class VLLMRolloutBackend:
         if self.server["protocol"] != vllm_server.PROTOCOL_VERSION:
             raise RuntimeError(f"the rollout server at {host}:{port} speaks protocol {self.server['protocol']}, "
                                f"this videoktr speaks {vllm_server.PROTOCOL_VERSION}: run the same videoktr on both")
+        self.weight_sync = weight_sync
+        self.timeout = timeout
         self.weights_dir = Path(weights_dir)
+        self.device = torch.device(device)
+        self.weight_group_backend = "nccl" if self.device.type == "cuda" else "gloo"
+        self.bucket_bytes = int(bucket_mb * 2**20)
+        self.weight_group = None
         self.is_main_process = is_main_process
         self.wait_for_everyone = wait_for_everyone or (lambda: None)
         tokenizer = processor.tokenizer
@@ -144,8 +171,10 @@ class VLLMRolloutBackend:
 
     def describe(self) -> str:
         host, port = self.address
+        path = ("safetensors files" if self.weight_sync == "safetensors"
+                else f"{self.weight_group_backend} broadcast")
         return (f"rollouts: vLLM {self.server['vllm_version']} server at {host}:{port} ({self.server['model']}, "
-                f"{self.server['device']}); weights: safetensors reload after every optimizer step")
+                f"{self.server['device']}); weights: {path} after every optimizer step, then reloaded in place")
 
     # ------------------------------------------------------------------ sampling
 
@@ -195,23 +224,58 @@ class VLLMRolloutBackend:
     # ------------------------------------------------------------------ weights
 
     def sync_weights(self, model: torch.nn.Module, step: int, state_dict: dict | None = None) -> str:
-        """Write ``model``'s weights (or ``state_dict``, a full one, e.g. gathered from FSDP
-        shards) as safetensors and have the server reload them; every process then waits until
-        they are in. Returns ``"safetensors"``, the path they took."""
+        """Send ``model``'s weights (or ``state_dict``, a full one, e.g. gathered from FSDP
+        shards) from the main process and have the server reload them; every process then waits
+        until they are in. Returns the path they took: ``gloo_broadcast``, ``nccl_broadcast``
+        or ``safetensors``."""
         start = time.perf_counter()
-        if self.is_main_process:
-            target = self.weights_dir / f"step-{step:06d}"
-            if target.exists():
-                shutil.rmtree(target)
-            model.save_pretrained(target, state_dict=state_dict, max_shard_size="100GB")
-            vllm_server.request(self.connection, {"op": "load_weights", "path": str(target.resolve()), "version": step})
-            for old in self.weights_dir.glob("step-*"):  # the server has read them
-                if old != target:
-                    shutil.rmtree(old, ignore_errors=True)
+        if self.weight_sync == "safetensors":
+            path = "safetensors"
+            if self.is_main_process:
+                self._write_safetensors(model, step, state_dict)
+        else:
+            path = f"{self.weight_group_backend}_broadcast"
+            if self.is_main_process:
+                self._broadcast(model, step, state_dict)
         self.wait_for_everyone()
         self.weights_version = step
         self.last_sync_s = time.perf_counter() - start
-        return "safetensors"
+        return path
+
+    def _write_safetensors(self, model, step: int, state_dict: dict | None) -> None:
+        target = self.weights_dir / f"step-{step:06d}"
+        if target.exists():
+            shutil.rmtree(target)
+        model.save_pretrained(target, state_dict=state_dict, max_shard_size="100GB")
+        vllm_server.request(self.connection, {"op": "load_weights", "path": str(target.resolve()), "version": step})
+        for old in self.weights_dir.glob("step-*"):  # the server has read them
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _broadcast(self, model, step: int, state_dict: dict | None) -> None:
+        if self.weight_group is None:  # formed once, on the first sync
+            message = {"op": "open_weight_group", "backend": self.weight_group_backend, "timeout": self.timeout}
+            port = vllm_server.request(self.connection, message)["port"]
+            store = torch.distributed.TCPStore(self.address[0], port, world_size=2, is_master=False,
+                                               timeout=datetime.timedelta(seconds=self.timeout))
+            self.weight_group = vllm_server.weight_process_group(
+                self.weight_group_backend, store, vllm_server.WEIGHT_SOURCE_RANK, self.timeout)
+        with torch.no_grad():
+            buckets = weight_buckets(checkpoint_state_dict(model, state_dict), self.bucket_bytes)
+            message = {"op": "receive_weights", "version": step, "buckets": [
+                {"dtype": str(bucket[0][1].dtype).removeprefix("torch."),
+                 "numel": sum(tensor.numel() for _, tensor in bucket),
+                 "tensors": [(name, list(tensor.shape)) for name, tensor in bucket]}
+                for bucket in buckets
+            ]}
+            self.connection.send(message)
+            options = torch.distributed.BroadcastOptions()
+            options.rootRank = vllm_server.WEIGHT_SOURCE_RANK
+            for bucket in buckets:
+                flat = torch.cat([tensor.detach().reshape(-1).to(self.device) for _, tensor in bucket])
+                self.weight_group.broadcast([flat], options).wait()
+                del flat
+        vllm_server.receive_reply(self.connection, message)
 
     def shutdown(self) -> None:
         """Stop the server (for a server this run started)."""
@@ -224,3 +288,18 @@ class VLLMRolloutBackend:
 
     def close(self) -> None:
         self.connection.close()
+
+
+def weight_buckets(weights: dict[str, torch.Tensor], bucket_bytes: int) -> list[list[tuple[str, torch.Tensor]]]:
+    """``weights`` in order, cut into buckets of one dtype and at most ``bucket_bytes`` each (a
+    tensor larger than that is a bucket of its own): each bucket travels as one flat tensor."""
+    buckets: list[list[tuple[str, torch.Tensor]]] = []
+    size = 0
+    for name, tensor in weights.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if not buckets or buckets[-1][0][1].dtype != tensor.dtype or size + nbytes > bucket_bytes:
+            buckets.append([])
+            size = 0
+        buckets[-1].append((name, tensor))
+        size += nbytes
+    return buckets

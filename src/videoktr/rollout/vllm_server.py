@@ -24,6 +24,14 @@ others can reach. Each message is a dict with an ``op``; each reply ``{"ok": Tru
 * ``load_weights``: ``path`` (a directory of safetensors in the model's checkpoint format) and
   ``version``; reloads the weights in place and resets every cache that holds results of the
   old ones (the processor cache, the encoder cache, the prefix cache).
+* ``open_weight_group``: ``backend`` (``gloo`` for weights on CPU, ``nccl`` on GPUs) and
+  ``timeout``; hosts the store of a two-member process group (this server rank 0, the
+  trainer's main process rank 1), replies with the store's ``port`` at once and joins the group
+  in the background while the trainer joins it (``host_weight_group``).
+* ``receive_weights``: ``buckets`` (each a ``dtype``, a ``numel`` and its ``tensors``, names in
+  the checkpoint's format with shapes) and ``version``; takes each bucket as one flat tensor
+  broadcast by the trainer over that group (``receive_buckets``), then reloads and resets the
+  caches as ``load_weights`` does. Nothing touches a disk.
 * ``shutdown``: stops the server.
 
 Requests from several trainer processes (one connection each) are served one at a time.
@@ -37,9 +45,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_PORT = 8765
 AUTHKEY_ENV = "VIDEOKTR_ROLLOUT_AUTHKEY"
 READY_LINE = "videoktr rollout server ready on"
@@ -69,10 +78,89 @@ def connect(host: str, port: int, timeout: float) -> Connection:
 def request(connection: Connection, message: dict) -> dict:
     """Send one message and return the reply; a server-side failure raises ``RuntimeError``."""
     connection.send(message)
+    return receive_reply(connection, message)
+
+
+def receive_reply(connection: Connection, message: dict) -> dict:
+    """The reply to ``message``, already sent; a server-side failure raises ``RuntimeError``."""
     reply = connection.recv()
     if not reply.get("ok"):
         raise RuntimeError(f"the rollout server failed on {message.get('op')!r}: {reply.get('error')}")
     return reply
+
+
+# ---------------------------------------------------------------- weights by broadcast
+# Used by both ends (torch is imported inside, so this file still imports without it). The
+# group is built from a store rather than torch.distributed's default group, which the engine
+# may hold itself and the trainer's processes hold for training.
+
+WEIGHT_SOURCE_RANK = 1  # the trainer's main process; the server is rank 0
+
+
+def weight_process_group(backend: str, store, rank: int, timeout: float):
+    """This end's member of the two-process group weights are broadcast over."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    if backend == "gloo":
+        return dist.ProcessGroupGloo(store, rank, 2, timedelta(seconds=timeout))
+    if backend == "nccl":
+        options = dist.ProcessGroupNCCL.Options()
+        options._timeout = timedelta(seconds=timeout)
+        return dist.ProcessGroupNCCL(store, rank, 2, options)
+    raise ValueError(f"weight group backend must be 'gloo' or 'nccl', got {backend!r}")
+
+
+def host_weight_group(host: str, backend: str, timeout: float) -> tuple[int, Callable[[], object]]:
+    """Host the group's store on ``host`` (a free port) and start joining the group as rank 0 in
+    the background; returns the port and a function that waits for the group and returns it."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    store = dist.TCPStore(host, 0, world_size=2, is_master=True, timeout=timedelta(seconds=timeout),
+                          wait_for_workers=False)
+    joined: dict = {}
+
+    def join() -> None:
+        try:
+            joined["group"] = weight_process_group(backend, store, 0, timeout)
+        except Exception as error:  # reported to the op that needs the group
+            joined["error"] = error
+
+    thread = threading.Thread(target=join, daemon=True)
+    thread.start()
+
+    def wait():
+        thread.join()
+        if "error" in joined:
+            raise RuntimeError(f"the weight group was not formed: {joined['error']}")
+        return joined["group"]
+
+    return store.port, wait
+
+
+def receive_buckets(group, buckets: list[dict], device: str) -> list[tuple[str, object]]:
+    """The tensors of ``buckets`` (``send_buckets``' plan), each bucket taken as one flat tensor
+    broadcast from the trainer, returned as ``(name, tensor)`` views of it."""
+    import math
+
+    import torch
+    import torch.distributed as dist
+
+    options = dist.BroadcastOptions()
+    options.rootRank = WEIGHT_SOURCE_RANK
+    weights = []
+    for bucket in buckets:
+        flat = torch.empty(bucket["numel"], dtype=getattr(torch, bucket["dtype"]), device=device)
+        group.broadcast([flat], options).wait()
+        offset = 0
+        for name, shape in bucket["tensors"]:
+            size = math.prod(shape)
+            weights.append((name, flat[offset : offset + size].view(shape)))
+            offset += size
+    return weights
 
 
 class RolloutEngine:
@@ -105,7 +193,10 @@ class RolloutEngine:
             seed=args.seed,
         )
         self.weights_version = -1
+        self.host = args.host
         self.lock = threading.Lock()
+        self.wait_for_weight_group: Callable[[], object] | None = None
+        self.weight_group_backend: str | None = None
 
     def info(self, message: dict) -> dict:
         return {"protocol": PROTOCOL_VERSION, "model": self.model, "device": self.device,
@@ -156,16 +247,39 @@ class RolloutEngine:
         # Passed as tensors, not as a path: given a path, the engine would take it for the
         # model's directory and look there for the processor too.
         weights = [item for file in files for item in load_file(file).items()]
+        self._reload(weights, message["version"])
+        return {"seconds": time.perf_counter() - start, "weights_version": self.weights_version}
+
+    def open_weight_group(self, message: dict) -> dict:
+        backend = message["backend"]
+        if backend == "nccl" and self.device != "cuda":
+            raise ValueError("the trainer's weights are on GPUs (nccl) but this engine runs on CPU")
+        port, self.wait_for_weight_group = host_weight_group(self.host, backend, float(message["timeout"]))
+        self.weight_group_backend = backend
+        return {"port": port}
+
+    def receive_weights(self, message: dict) -> dict:
+        if self.wait_for_weight_group is None:
+            raise RuntimeError("receive_weights before open_weight_group")
+        start = time.perf_counter()
+        group = self.wait_for_weight_group()
+        device = "cuda" if self.weight_group_backend == "nccl" else "cpu"
+        weights = receive_buckets(group, message["buckets"], device)
+        self._reload(weights, message["version"])
+        return {"seconds": time.perf_counter() - start, "weights_version": self.weights_version}
+
+    def _reload(self, weights: list, version: int) -> None:
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         # Every cache keyed by inputs alone still holds what the old weights computed.
         self.llm.reset_mm_cache()
         self.llm.reset_prefix_cache()
         self.llm.llm_engine.reset_encoder_cache()
-        self.weights_version = int(message["version"])
-        return {"seconds": time.perf_counter() - start, "weights_version": self.weights_version}
+        self.weights_version = int(version)
 
     def handle(self, message: dict) -> dict:
-        operation = {"info": self.info, "generate": self.generate, "load_weights": self.load_weights}.get(message.get("op"))
+        operation = {"info": self.info, "generate": self.generate, "load_weights": self.load_weights,
+                     "open_weight_group": self.open_weight_group,
+                     "receive_weights": self.receive_weights}.get(message.get("op"))
         if operation is None:
             return {"ok": False, "error": f"unknown op {message.get('op')!r}"}
         with self.lock:

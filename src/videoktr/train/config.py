@@ -33,6 +33,7 @@ from ..core.signals import DEFAULT_CHUNK_SIZE, SIGNALS
 from ..data.dataset import ON_BAD_SAMPLE
 from ..data.pixels import PixelBudget
 from ..models.prompt import TEMPORAL_MODES, VISUAL_MODES
+from ..rollout.vllm_backend import WEIGHT_SYNC_PATHS
 
 TOKEN_SELECTIONS = ("ktr", "entropy", "none")
 KTR_DELTAS = ("abs", "signed")
@@ -222,6 +223,12 @@ class VideoGRPOConfig(TrainingArguments):
     vllm_server_timeout: float = field(
         default=240.0, metadata={"help": "seconds to wait for the rollout server to answer a connection"}
     )
+    vllm_weight_sync: str = field(
+        default="collective",
+        metadata={"help": "how the policy's weights reach the server after each optimizer step: 'collective' "
+                          "(broadcast over a process group with it: gloo on CPU, nccl on GPUs) or 'safetensors' "
+                          "(files written to output_dir/rollout_weights, which the server must see)"},
+    )
     vllm_importance_sampling_correction: bool = field(
         default=True, metadata={"help": "weight each token by min(exp(logp_trainer - logp_vllm), cap) (TIS)"}
     )
@@ -258,6 +265,7 @@ class VideoGRPOConfig(TrainingArguments):
         _choice("visual_mode", self.visual_mode, VISUAL_MODES)
         _choice("temporal_mode", self.temporal_mode, TEMPORAL_MODES)
         _choice("loss_aggregation", self.loss_aggregation, AGGREGATIONS)
+        _choice("vllm_weight_sync", self.vllm_weight_sync, WEIGHT_SYNC_PATHS)
         if self.loss_type is not None:
             _choice("loss_type", self.loss_type, tuple(TRL_LOSS_TYPES))
             aggregation = TRL_LOSS_TYPES[self.loss_type]

@@ -144,7 +144,9 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             host=args.vllm_server_host,
             port=args.vllm_server_port,
             timeout=args.vllm_server_timeout,
+            weight_sync=args.vllm_weight_sync,
             weights_dir=f"{args.output_dir}/rollout_weights",
+            device=self.accelerator.device,
             is_main_process=self.accelerator.is_main_process,
             wait_for_everyone=self.accelerator.wait_for_everyone,
         )
