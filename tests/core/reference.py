@@ -52,6 +52,34 @@ def quantile_select(scores, mask, ratio, scope, group_size=None):
     return selected
 
 
+def mass_select(scores, mask, mass, min_ratio, max_ratio, scope, group_size=None):
+    """The fewest top tokens holding a share ``mass`` of the unit's positive score mass,
+    clamped to [ceil(min_ratio*n - 1e-6), ceil(max_ratio*n - 1e-6)]; ties to row-major order."""
+    selected = torch.zeros(scores.shape, dtype=torch.bool)
+    for rows in unit_rows(scores.shape[0], scope, group_size):
+        tokens = [
+            (float(scores[r, t]), r, t)
+            for r in rows
+            for t in range(scores.shape[1])
+            if bool(mask[r, t]) and not math.isnan(float(scores[r, t]))
+        ]
+        tokens.sort(key=lambda item: (-item[0], item[1], item[2]))
+        total = 0.0
+        for value, _, _ in tokens:
+            total += max(value, 0.0)
+        k, running = 0, 0.0
+        if mass * total > 0:
+            while running < mass * total:
+                running += max(tokens[k][0], 0.0)
+                k += 1
+        n = len(tokens)
+        floor = max(0, math.ceil(min_ratio * n - 1e-6))
+        cap = max(0, math.ceil(max_ratio * n - 1e-6))
+        for _, r, t in tokens[: min(max(k, floor), cap)]:
+            selected[r, t] = True
+    return selected
+
+
 def grpo_loss_reference(
     logps, old_logps, advantages, mask, weights, ref_logps, beta, eps_low, eps_high, aggregation, mask_kl,
     max_completion_length=None, global_normaliser=None, bias_correction_kl=False,

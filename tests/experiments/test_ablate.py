@@ -11,6 +11,7 @@ from videoktr.cli import main
 from videoktr.experiments import ablate
 from videoktr.experiments.ablate import (
     ARMS,
+    PAPER_ARMS,
     RUN_COLUMNS,
     AblationConfig,
     AblationError,
@@ -37,6 +38,8 @@ EXPECTED = {  # arm: (token_selection, selected signals, ratio, weighting)
     "V+E+T:r=0.1": ("ktr", ALL, 0.1, "hard"),
     "V+E+T:r=0.4": ("ktr", ALL, 0.4, "hard"),
     "V+E+T:soft": ("ktr", ALL, 0.2, "sigmoid"),
+    "V+E+T:mass": ("ktr", ALL, 0.2, "hard"),  # ktr_ratio is unused under the mass rule
+    "E:mass": ("ktr", ("entropy",), 0.2, "hard"),
 }
 
 
@@ -52,10 +55,13 @@ def test_arm_overrides_give_the_intended_trainer_config(arm, tmp_path):
     assert config.temporal_reward_bonus is False and config.ktr_scope == "group"
     if selection != "none":
         assert config.ktr_ratio == ratio and config.ktr_weighting == weighting
+    expected_rule = ("mass", 0.5, 0.05, 0.5) if arm.endswith(":mass") else ("fixed", 0.5, 0.05, 0.5)
+    assert (config.ktr_ratio_rule, config.ktr_mass, config.ktr_min_ratio, config.ktr_max_ratio) == expected_rule
 
 
 def test_every_arm_of_the_brief_is_there():
     assert list(ARMS) == list(EXPECTED)
+    assert PAPER_ARMS == tuple(arm for arm in ARMS if not arm.endswith(":mass"))
 
 
 def test_train_passes_the_overrides_seed_and_output_dir(monkeypatch, tmp_path):
@@ -106,7 +112,7 @@ def test_quick_and_explicit_sizes():
     per_step = getattr(demo, "rl_prompts_per_step", 1)  # the demo may not have the key
     assert quick.rl_steps == math.ceil(ablate.QUICK_RL_PROMPTS / per_step) < demo.rl_steps
     assert AblationConfig(quick=True, rl_steps=3, demo=demo).rl_steps == 3
-    assert AblationConfig().seeds == (0, 1, 2) and AblationConfig().arms == tuple(ARMS)
+    assert AblationConfig().seeds == (0, 1, 2) and AblationConfig().arms == PAPER_ARMS
     with pytest.raises(AblationError):
         AblationConfig(seeds=())
     with pytest.raises(AblationError):

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from videoktr.data import build_engine_prompt
-from videoktr.models.tiny import build_tiny_model
 from videoktr.models import checkpoint_state_dict
+from videoktr.models.tiny import build_tiny_model
 from videoktr.rollout import SamplingSettings, VLLMRolloutBackend, vllm_server
 from videoktr.rollout.vllm_backend import weight_buckets
 

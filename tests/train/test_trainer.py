@@ -422,3 +422,32 @@ def test_scoring_in_the_loss_forward_equals_scoring_at_rollout_time_with_one_pol
     prompts = len(in_loss) if saves else 0
     assert encoder_at_rollout - encoder_in_loss == prompts
     assert lm_at_rollout - lm_in_loss == 2 * prompts
+
+
+def test_the_mass_rule_sets_each_groups_share_within_its_floor_and_cap(tiny_model_dir, dataset_file, tmp_path):
+    """``ktr_ratio_rule: mass``: the selection comes from ``core.select_key_tokens_by_mass``
+    per signal and group, so each signal's selected share lies between its floor and cap
+    (up to the ceil of a small group) and varies from group to group."""
+    from videoktr.core import select_key_tokens_by_mass
+
+    trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path, "--preset", "video_ktr", "--ktr_ratio_rule", "mass",
+                            "--ktr_mass", "0.6", "--ktr_min_ratio", "0.1", "--ktr_max_ratio", "0.7")
+    rollouts = fresh_rollouts(trainer)
+    trainer.compute_loss(trainer.model, rollouts)
+    for rollout in rollouts:
+        mask = rollout.completion_mask
+        for name, selected in rollout.signal_masks.items():
+            expected = select_key_tokens_by_mass({name: rollout.scores[name]}, mask, mass=0.6, min_ratio=0.1,
+                                                 max_ratio=0.7, scope="group", group_size=3)
+            assert torch.equal(selected, expected), name
+            share = selected.sum().item() / mask.sum().item()
+            assert 0.1 <= share <= 0.7 + 1 / mask.sum().item(), (name, share)
+        union = torch.stack(list(rollout.signal_masks.values())).any(0)
+        assert torch.equal(rollout.token_weights, union)
+    shares = trainer._metrics["selected_fraction/entropy"]
+    assert len(shares) == 2 and all(0.1 <= share <= 0.75 for share in shares)
+    with pytest.raises(ValueError, match="needs ktr_weighting 'hard'"):
+        build_trainer(tiny_model_dir, dataset_file, tmp_path / "soft", "--ktr_ratio_rule", "mass", "--ktr_weighting",
+                      "sigmoid")
+    with pytest.raises(ValueError, match="ktr_ratio_rule has no effect with token_selection='none'"):
+        build_trainer(tiny_model_dir, dataset_file, tmp_path / "grpo", "--preset", "grpo", "--ktr_ratio_rule", "mass")

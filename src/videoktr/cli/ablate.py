@@ -29,7 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(defaults.ABLATION_SEEDS), metavar="S",
                         help=f"RL seeds (default {' '.join(map(str, defaults.ABLATION_SEEDS))})")
     parser.add_argument("--arms", nargs="+", default=None, metavar="ARM",
-                        help="arms to run (default all): grpo E V T V+E+T V+E+T:r=0.1 V+E+T:r=0.4 V+E+T:soft")
+                        help="arms to run (default the paper's: grpo E V T V+E+T V+E+T:r=0.1 V+E+T:r=0.4 V+E+T:soft; "
+                             "also V+E+T:mass and E:mass, the adaptive ratio)")
     add_flag(parser, "rl_steps", type=positive_int, default=None, metavar="N",
              help="RL steps per run (default: the demo's; --quick: 48 prompts' worth)")
     add_flag(parser, "eval_limit", type=positive_int, default=None, metavar="N",
@@ -42,11 +43,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from videoktr.experiments.ablate import ARMS, AblationConfig, run_ablation
+    from videoktr.experiments.ablate import PAPER_ARMS, AblationConfig, run_ablation
     from videoktr.experiments.policy import DemoConfig
 
     config = AblationConfig(
-        output_dir=Path(args.out), seeds=tuple(args.seeds), arms=tuple(args.arms or ARMS), rl_steps=args.rl_steps,
+        output_dir=Path(args.out), seeds=tuple(args.seeds), arms=tuple(args.arms or PAPER_ARMS), rl_steps=args.rl_steps,
         eval_limit=args.eval_limit, quick=args.quick, learning_rates=tuple(args.learning_rates or ()),
         demo=DemoConfig(task=args.task),
     )

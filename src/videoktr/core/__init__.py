@@ -3,7 +3,7 @@
 * :mod:`~videoktr.core.signals` — the signal names and per-token scores: counterfactual
   log-prob deltas, entropy.
 * :mod:`~videoktr.core.advantages` — GRPO group-relative advantages.
-* :mod:`~videoktr.core.selection` — key-token masks (top-k or quantile) and soft weights.
+* :mod:`~videoktr.core.selection` — key-token masks (top-k, quantile, or by score mass) and soft weights.
 * :mod:`~videoktr.core.losses` — the clipped GRPO objective with per-token weights, and the
   aggregations every loss reduces with (``agg_loss``, ``aggregation_normaliser``).
 * :mod:`~videoktr.core.permutations` — seeded derangements for the temporal counterfactual.
@@ -24,6 +24,7 @@ from .selection import (
     SOFT_WEIGHTINGS,
     num_selected,
     select_key_tokens,
+    select_key_tokens_by_mass,
     soft_token_weights,
 )
 from .signals import (
@@ -53,6 +54,7 @@ __all__ = [
     "num_selected",
     "sample_derangements",
     "select_key_tokens",
+    "select_key_tokens_by_mass",
     "soft_token_weights",
     "token_entropy",
     "token_log_stats",

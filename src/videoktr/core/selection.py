@@ -29,8 +29,8 @@ from ._checks import (
     compute_dtype,
 )
 
-__all__ = ["SCOPES", "SELECTION_METHODS", "SOFT_WEIGHTINGS", "num_selected", "select_key_tokens",
-           "soft_token_weights", "unit_quantile"]
+__all__ = ["SCOPES", "SELECTION_METHODS", "SOFT_WEIGHTINGS", "mass_counts", "num_selected", "select_key_tokens",
+           "select_key_tokens_by_mass", "soft_token_weights", "unit_quantile"]
 
 SELECTION_METHODS = ("topk", "quantile")
 SOFT_WEIGHTINGS = ("softmax", "sigmoid", "linear", "exponential")
@@ -194,6 +194,76 @@ def select_key_tokens(
         values = _to_units(tensor.to(compute_dtype(tensor.dtype)), scope, group_size)
         available = _to_units(mask, scope, group_size) & ~torch.isnan(values)
         selected |= select_units(values, available, ratios[name]).reshape(mask.shape)
+    return selected & mask
+
+
+def _check_share(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def mass_counts(values: torch.Tensor, available: torch.Tensor, mass: float, min_ratio: float,
+                max_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per unit (row of ``[U, L]`` ``values``), how many tokens the mass rule selects (see
+    :func:`select_key_tokens_by_mass`), and the descending order it selects them in."""
+    order = _order_available_first(values, available, descending=True)
+    counts = available.sum(-1)
+    positive = values.clamp(min=0).masked_fill(~available, 0.0).to(torch.float64)
+    cumulative = positive.gather(-1, order).cumsum(-1)
+    target = mass * cumulative[..., -1:]  # the total is the cumulative sum's end: p = 1 reaches it exactly
+    below = (cumulative < target) & (torch.arange(values.shape[-1], device=values.device) < counts.unsqueeze(-1))
+    by_mass = torch.where(target.squeeze(-1) > 0, below.sum(-1) + 1, 0)
+    floor = torch.ceil(counts.to(torch.float64) * min_ratio - _RATIO_SLACK).clamp(min=0).to(counts.dtype)
+    cap = torch.ceil(counts.to(torch.float64) * max_ratio - _RATIO_SLACK).clamp(min=0).to(counts.dtype)
+    return torch.minimum(torch.maximum(by_mass, floor), cap), order
+
+
+def select_key_tokens_by_mass(
+    scores: Mapping[str, torch.Tensor] | torch.Tensor,
+    completion_mask: torch.Tensor,
+    mass: float = 0.5,
+    min_ratio: float = 0.05,
+    max_ratio: float = 0.5,
+    scope: str = "group",
+    group_size: int | None = None,
+) -> torch.Tensor:
+    """The key-token mask with a ratio each unit sets for itself: per signal, the fewest top
+    tokens that hold a share ``p`` of the unit's score mass, within a floor and a cap.
+
+    For each signal and each unit with ``n`` available tokens, scores in descending order
+    ``s_(1) >= ... >= s_(n)`` (ties to the earlier token in row-major order, as in
+    :func:`select_key_tokens`) and ``s+ = max(s, 0)`` (a negative signed delta adds no mass)::
+
+        k_mass = min { k >= 0 : sum_{i <= k} s+_(i) >= p * sum_{i <= n} s+_(i) }   (0 if the sum is 0)
+        k      = clamp(k_mass, ceil(r_min * n - 1e-6), ceil(r_max * n - 1e-6))
+        S      = the top k tokens;  mask = OR over signals of S
+
+    A concentrated signal (a few tokens hold most of the mass) selects few tokens, a diffuse
+    one many; ``k`` never falls as ``p`` grows. With ``r_min = r_max = r`` it is the fixed top-r
+    rule. Padding (``completion_mask == 0``) and NaN scores are never selected.
+
+    Args:
+        scores, completion_mask, scope, group_size: as in :func:`select_key_tokens`.
+        mass: ``p`` in [0, 1].
+        min_ratio, max_ratio: the floor ``r_min`` and the cap ``r_max``, ``0 <= r_min <= r_max <= 1``.
+
+    Returns:
+        ``[B, T]`` bool mask.
+    """
+    signals, mask = _check_inputs(scores, completion_mask, scope, group_size)
+    mass = _check_share("mass", mass)
+    min_ratio, max_ratio = _check_share("min_ratio", min_ratio), _check_share("max_ratio", max_ratio)
+    if min_ratio > max_ratio:
+        raise ValueError(f"min_ratio ({min_ratio}) must not exceed max_ratio ({max_ratio})")
+    selected = torch.zeros_like(mask)
+    for tensor in signals.values():
+        values = _to_units(tensor.to(compute_dtype(tensor.dtype)), scope, group_size)
+        available = _to_units(mask, scope, group_size) & ~torch.isnan(values)
+        k, order = mass_counts(values, available, mass, min_ratio, max_ratio)
+        ranks = torch.arange(values.shape[-1], device=values.device).expand_as(order)
+        chosen = torch.zeros_like(available).scatter(-1, order, ranks < k.unsqueeze(-1))
+        selected |= chosen.reshape(mask.shape)
     return selected & mask
 
 

@@ -6,7 +6,8 @@
 
 The arms (``ARMS``) are trainer configuration overrides on top of the demo's ``video_ktr``
 run: vanilla GRPO, each signal alone, the V+E+T union at ratios 0.1 / 0.2 / 0.4, and the union
-with soft (sigmoid) weights instead of the hard mask. Everything but the arm's keys and the RL
+with soft (sigmoid) weights instead of the hard mask (the paper's, ``PAPER_ARMS``, the default);
+and, by name, the union with the adaptive ratio by score mass. Everything but the arm's keys and the RL
 seed is the same in every run: the world, the warm-up checkpoint, the RL hyper-parameters and
 the evaluation (greedy, the demo's settings).
 
@@ -58,7 +59,7 @@ from .policy import (
     world_split,
 )
 
-__all__ = ["ARMS", "QUICK_EVAL_LIMIT", "QUICK_RL_PROMPTS", "RUN_COLUMNS", "AblationConfig", "AblationError",
+__all__ = ["ARMS", "PAPER_ARMS", "QUICK_EVAL_LIMIT", "QUICK_RL_PROMPTS", "RUN_COLUMNS", "AblationConfig", "AblationError",
            "aggregate", "arm_description", "best_learning_rates", "format_table", "pending_runs", "read_rows", "run_ablation",
            "write_csvs"]
 
@@ -68,6 +69,8 @@ SIGNAL_LETTERS = {"entropy": "E", "visual": "V", "temporal": "T"}
 def _ktr(signals, ratio: float = 0.2, weighting: str = "hard") -> dict[str, Any]:
     return {"token_selection": "ktr", "ktr_signals": list(signals), "ktr_ratio": ratio, "ktr_weighting": weighting}
 
+
+MASS_RULE = {"ktr_ratio_rule": "mass", "ktr_mass": 0.5, "ktr_min_ratio": 0.05, "ktr_max_ratio": 0.5}
 
 # Arm name -> trainer configuration keys (``videoktr.train.config``) that override the demo's
 # ``video_ktr`` run. Names are shell-safe so that ``--arms V+E+T:r=0.1`` needs no quoting.
@@ -83,7 +86,13 @@ ARMS: dict[str, dict[str, Any]] = {
     "V+E+T:r=0.1": _ktr(SIGNALS, ratio=0.1),
     "V+E+T:r=0.4": _ktr(SIGNALS, ratio=0.4),
     "V+E+T:soft": _ktr(SIGNALS, weighting="sigmoid"),
+    # The adaptive ratio (``core.select_key_tokens_by_mass``, MASS_RULE): per signal and group,
+    # the fewest top tokens holding half the score mass, between 5% and 50% of the group's tokens.
+    "V+E+T:mass": {**_ktr(SIGNALS), **MASS_RULE},
+    "E:mass": {**_ktr(["entropy"]), **MASS_RULE},
 }
+# The paper's arms, run when none are named; the others (beyond the paper) by name.
+PAPER_ARMS = ("grpo", "E", "V", "T", "V+E+T", "V+E+T:r=0.1", "V+E+T:r=0.4", "V+E+T:soft")
 
 
 # The noise-free held-out metrics of each run (``experiments.heldout``), paired against GRPO.
@@ -120,7 +129,7 @@ class AblationConfig:
 
     output_dir: Path = Path(defaults.ABLATION_OUTPUT_DIR)
     seeds: tuple[int, ...] = defaults.ABLATION_SEEDS
-    arms: tuple[str, ...] = tuple(ARMS)
+    arms: tuple[str, ...] = PAPER_ARMS
     rl_steps: int | None = None
     eval_limit: int | None = None
     quick: bool = False
@@ -177,7 +186,9 @@ def arm_description(arm: str) -> dict[str, str]:
         return {"E": "", "V": "", "T": "", "ratio": "-", "weighting": "-"}
     signals = set(overrides.get("ktr_signals", SIGNALS))
     marks = {letter: ("x" if name in signals else "") for name, letter in SIGNAL_LETTERS.items()}
-    return {**marks, "ratio": str(overrides.get("ktr_ratio", 0.2)), "weighting": overrides.get("ktr_weighting", "hard")}
+    ratio = (f"mass {overrides['ktr_mass']}" if overrides.get("ktr_ratio_rule") == "mass"
+             else str(overrides.get("ktr_ratio", 0.2)))
+    return {**marks, "ratio": ratio, "weighting": overrides.get("ktr_weighting", "hard")}
 
 
 def _slug(arm: str) -> str:

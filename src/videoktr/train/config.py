@@ -39,6 +39,7 @@ TOKEN_SELECTIONS = ("ktr", "entropy", "none")
 KTR_DELTAS = ("abs", "signed")
 KTR_WEIGHTINGS = ("hard", *SOFT_WEIGHTINGS)
 ROLLOUT_BACKENDS = ("hf", "vllm")
+KTR_RATIO_RULES = ("fixed", "mass")
 
 
 class ConfigError(ValueError):
@@ -193,6 +194,14 @@ class VideoGRPOConfig(TrainingArguments):
         metadata={"help": "share selected per signal: 0.2, or per signal: 'visual=0.2,temporal=0.1' (a mapping in YAML)",
                   "text_on_command_line": True},
     )
+    ktr_ratio_rule: str = field(
+        default="fixed",
+        metadata={"help": "how many tokens a unit selects: 'fixed' (ktr_ratio of them) or 'mass' (the fewest top "
+                          "tokens holding ktr_mass of the unit's score mass, within ktr_min_ratio..ktr_max_ratio)"},
+    )
+    ktr_mass: float = field(default=0.5, metadata={"help": "the share p of a unit's score mass ('mass' rule)"})
+    ktr_min_ratio: float = field(default=0.05, metadata={"help": "the least share of a unit selected ('mass' rule)"})
+    ktr_max_ratio: float = field(default=0.5, metadata={"help": "the largest share of a unit selected ('mass' rule)"})
     ktr_scope: str = field(default="group", metadata={"help": f"selection unit: {', '.join(SCOPES)}"})
     ktr_method: str = field(default="topk", metadata={"help": f"{', '.join(SELECTION_METHODS)} (quantile: the official rule)"})
     ktr_delta: str = field(default="abs", metadata={"help": "log-prob deltas: 'abs' (paper) or 'signed' (official code)"})
@@ -289,6 +298,16 @@ class VideoGRPOConfig(TrainingArguments):
         if not self.ktr_signals and self.token_selection == "ktr":
             raise ConfigError("ktr_signals is empty; token_selection 'ktr' needs at least one of visual, temporal, entropy")
         self.ktr_ratio = parse_ratio(self.ktr_ratio)
+        _choice("ktr_ratio_rule", self.ktr_ratio_rule, KTR_RATIO_RULES)
+        for key in ("ktr_mass", "ktr_min_ratio", "ktr_max_ratio"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{key}={value!r} must be a number in [0, 1]")
+        if self.ktr_min_ratio > self.ktr_max_ratio:
+            raise ConfigError(f"ktr_min_ratio={self.ktr_min_ratio} is larger than ktr_max_ratio={self.ktr_max_ratio}")
+        if self.ktr_ratio_rule == "mass" and (self.ktr_weighting != "hard" or self.ktr_method != "topk"):
+            raise ConfigError("ktr_ratio_rule 'mass' selects a hard set of top tokens: it needs ktr_weighting 'hard' "
+                              f"and ktr_method 'topk' (got {self.ktr_weighting!r}, {self.ktr_method!r})")
         if isinstance(self.ktr_ratio, dict):
             missing = [name for name in self.selected_signals if name not in self.ktr_ratio]
             if missing:
@@ -436,7 +455,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 # Keys that only mean something when tokens are selected (token_selection "ktr" or "entropy").
-SELECTION_KEYS = ("ktr_signals", "ktr_ratio", "ktr_scope", "ktr_method", "ktr_delta", "ktr_weighting",
+SELECTION_KEYS = ("ktr_signals", "ktr_ratio", "ktr_ratio_rule", "ktr_mass", "ktr_min_ratio", "ktr_max_ratio", "ktr_scope", "ktr_method", "ktr_delta", "ktr_weighting",
                   "ktr_temperature")
 
 

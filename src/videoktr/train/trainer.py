@@ -48,7 +48,7 @@ from ..core.diagnostics import gradient_share
 from ..core.importance import truncated_importance_weights
 from ..core.losses import aggregation_normaliser, grpo_loss
 from ..core.permutations import sample_derangements
-from ..core.selection import select_key_tokens, soft_token_weights
+from ..core.selection import select_key_tokens, select_key_tokens_by_mass, soft_token_weights
 from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..data.rollouts import PromptRollout, dump_path, write_rollout_dump
@@ -432,13 +432,22 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         if isinstance(ratio, dict):
             ratio = {name: ratio[name] for name in scores}
         # Each signal's own selection (for the metrics and dumps); their union is the hard mask.
-        per_signal = {
-            name: select_key_tokens(
-                {name: scores[name]}, mask, ratio=ratio[name] if isinstance(ratio, dict) else ratio,
-                scope=args.ktr_scope, group_size=args.num_generations, method=args.ktr_method,
-            )
-            for name in scores
-        }
+        if args.ktr_ratio_rule == "mass":  # each unit's share from its own score mass
+            per_signal = {
+                name: select_key_tokens_by_mass(
+                    {name: scores[name]}, mask, mass=args.ktr_mass, min_ratio=args.ktr_min_ratio,
+                    max_ratio=args.ktr_max_ratio, scope=args.ktr_scope, group_size=args.num_generations,
+                )
+                for name in scores
+            }
+        else:
+            per_signal = {
+                name: select_key_tokens(
+                    {name: scores[name]}, mask, ratio=ratio[name] if isinstance(ratio, dict) else ratio,
+                    scope=args.ktr_scope, group_size=args.num_generations, method=args.ktr_method,
+                )
+                for name in scores
+            }
         if args.ktr_weighting == "hard":
             weights = torch.stack(list(per_signal.values())).any(0)
         else:
