@@ -163,16 +163,16 @@ def format_table(summary: list[dict[str, Any]], before: dict[str, float] | None 
     """Rows: the warm-up checkpoint, then the arms; columns: the method (E V T, ratio,
     weighting), the number of seeds, and test accuracy (%) mean ± std per question kind asked."""
     kinds = asked_kinds(summary, before)
-    header = f"{'arm':<16}{'E':>2}{'V':>2}{'T':>2}{'ratio':>7}  {'weighting':<10}{'seeds':>5}" + "".join(
+    header = f"{'arm':<16}{'E':>2}{'V':>2}{'T':>2}{'ratio':>10}  {'weighting':<10}{'seeds':>5}" + "".join(
         f"{kind:>14}" for kind in kinds
     )
     lines = [title, "", header, "-" * len(header)] if title else [header, "-" * len(header)]
     if before is not None:
-        lines.append(f"{BEFORE_ARM:<16}{'':>6}{'':>7}  {'':<10}{'-':>5}"
+        lines.append(f"{BEFORE_ARM:<16}{'':>6}{'':>10}  {'':<10}{'-':>5}"
                      + "".join(f"{_cell(before[kind], None):>14}" for kind in kinds))
     for entry in summary:
         lines.append(
-            f"{entry['arm']:<16}{entry['E'] or '-':>2}{entry['V'] or '-':>2}{entry['T'] or '-':>2}{entry['ratio']:>7}  "
+            f"{entry['arm']:<16}{entry['E'] or '-':>2}{entry['V'] or '-':>2}{entry['T'] or '-':>2}{entry['ratio']:>10}  "
             f"{entry['weighting']:<10}{len(entry['seeds']):>5}"
             + "".join(f"{_cell(entry[f'{kind}_mean'], entry[f'{kind}_std']):>14}" for kind in kinds)
         )
