@@ -13,7 +13,7 @@ import torch
 from videoktr.cli import main
 from videoktr.core import AGGREGATIONS
 from videoktr.data.dataset import VideoR1Dataset
-from videoktr.models import load_local_model
+from videoktr.models import get_adapter, load_local_model
 from videoktr.train import load_config
 from videoktr.train.trainer import VideoGRPOTrainer
 
@@ -451,3 +451,22 @@ def test_the_mass_rule_sets_each_groups_share_within_its_floor_and_cap(tiny_mode
                       "sigmoid")
     with pytest.raises(ValueError, match="ktr_ratio_rule has no effect with token_selection='none'"):
         build_trainer(tiny_model_dir, dataset_file, tmp_path / "grpo", "--preset", "grpo", "--ktr_ratio_rule", "mass")
+
+
+def test_encoder_chunking_trains_as_the_whole_video_does(tiny_model_dir, dataset_file, tmp_path):
+    """``encoder_chunk_groups``: the policy and the reference encode a video one temporal group
+    at a time, with the same rollout scores and loss as in one call."""
+    results = []
+    for chunk in (None, 1):
+        flags = ("--encoder_chunk_groups", str(chunk)) if chunk else ()
+        trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path / str(chunk), "--beta", "0.04", *flags)
+        assert get_adapter(trainer.model).encoder_chunk_groups == chunk
+        assert get_adapter(trainer.ref_model).encoder_chunk_groups == chunk
+        rollouts = fresh_rollouts(trainer)
+        results.append((rollouts, trainer.compute_loss(trainer.model, rollouts).item()))
+    (whole, whole_loss), (chunked, chunked_loss) = results
+    for ours, theirs in zip(chunked, whole):
+        for name in ours.scores:
+            torch.testing.assert_close(ours.scores[name], theirs.scores[name], atol=1e-5, rtol=1e-4, equal_nan=True)
+        torch.testing.assert_close(ours.ref_logps, theirs.ref_logps, atol=1e-5, rtol=1e-4)
+    assert chunked_loss == pytest.approx(whole_loss, rel=1e-4, abs=1e-6)

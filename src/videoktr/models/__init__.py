@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import QwenVLAdapter
+from .base import QwenVLAdapter, set_encoder_chunking
 from .loading import ModelLoadError, checkpoint_state_dict, load_local_model
 from .prompt import TEMPORAL_MODES, VISUAL_MODES
 from .qwen2_5_vl import Qwen2_5_VLAdapter
@@ -49,6 +49,7 @@ def vision_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 __all__ = [
     "checkpoint_state_dict",
+    "set_encoder_chunking",
     "ADAPTERS",
     "SUPPORTED_MODEL_TYPES",
     "TEMPORAL_MODES",

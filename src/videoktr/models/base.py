@@ -35,6 +35,19 @@ from .prompt import (
 )
 from .root_forward import RootForwardStrategy, needs_root_forward
 
+ENCODER_CHUNK_ATTRIBUTE = "videoktr_encoder_chunk_groups"
+
+
+def set_encoder_chunking(model: torch.nn.Module, groups: int | None) -> None:
+    """Every adapter built for ``model`` from now on runs the vision encoder over a video
+    ``groups`` temporal groups at a time (None: the whole video in one call). Exact (see
+    ``QwenVLAdapter._encode_video_in_chunks``); it bounds the encoder's activation memory on long
+    videos. Kept on the model, since adapters are built per call (``get_adapter``). The
+    root-forward strategy (FSDP, ZeRO-3) encodes inside the wrapped forward and does not chunk."""
+    if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
+        raise ValueError(f"encoder chunk groups must be a positive int or None, got {groups!r}")
+    setattr(model, ENCODER_CHUNK_ATTRIBUTE, groups)
+
 
 class QwenVLAdapter:
     """Base adapter; a subclass per family declares what differs (see ``models/qwen*.py``).
@@ -63,6 +76,8 @@ class QwenVLAdapter:
         self.spatial_merge_size = vision.spatial_merge_size
         #: how many times the vision encoder ran; tests check "once per prompt".
         self.encoder_calls = 0
+        #: temporal groups per vision-encoder call on a video (``set_encoder_chunking``).
+        self.encoder_chunk_groups: int | None = getattr(model, ENCODER_CHUNK_ATTRIBUTE, None)
         self.root_forward = needs_root_forward(model) if root_forward is None else bool(root_forward)
 
     # ------------------------------------------------------------------ strategy
@@ -140,9 +155,41 @@ class QwenVLAdapter:
     # ------------------------------------------------------------------ encoder
 
     def encode_video(self, pixel_values_videos: torch.Tensor, grid: torch.Tensor):
-        """The vision encoder on a video's pixels (counted in ``encoder_calls``)."""
+        """The vision encoder on a video's pixels (counted in ``encoder_calls``), in chunks of
+        ``encoder_chunk_groups`` temporal groups when set (``set_encoder_chunking``)."""
         self.encoder_calls += 1
-        return self.inner.get_video_features(pixel_values_videos, grid, return_dict=True)
+        chunk = self.encoder_chunk_groups
+        if chunk is None or all(int(groups) <= chunk for groups in grid[:, 0]):
+            return self.inner.get_video_features(pixel_values_videos, grid, return_dict=True)
+        return self._encode_video_in_chunks(pixel_values_videos, grid, chunk)
+
+    def _encode_video_in_chunks(self, pixel_values_videos: torch.Tensor, grid: torch.Tensor, chunk: int):
+        """The encoder over ``chunk`` temporal groups at a time, its outputs joined: the same
+        result as one call, because every family's encoder attends within one temporal group
+        (its ``cu_seqlens`` cut at each group; Qwen2.5-VL's windows lie inside a frame) and its
+        positions depend on the group's place in the frame, not on which group it is. Only one
+        chunk's activations exist at once when no gradient is kept."""
+        per_video, start = [], 0
+        for groups, height, width in grid.tolist():
+            rows = height * width  # patch rows of one temporal group
+            pieces = []
+            for first in range(0, groups, chunk):
+                count = min(chunk, groups - first)
+                piece_grid = torch.tensor([[count, height, width]], dtype=grid.dtype, device=grid.device)
+                pixels = pixel_values_videos[start + first * rows : start + (first + count) * rows]
+                pieces.append(self.inner.get_video_features(pixels, piece_grid, return_dict=True))
+            per_video.append(pieces)
+            start += groups * rows
+        first = per_video[0][0]
+        fields = {"pooler_output": tuple(torch.cat([piece.pooler_output[0] for piece in pieces])
+                                         for pieces in per_video)}
+        deepstack = getattr(first, "deepstack_features", None)
+        if deepstack is not None:  # Qwen3-VL: per layer, per video, the same row layout
+            fields["deepstack_features"] = [
+                tuple(torch.cat([piece.deepstack_features[layer][0] for piece in pieces]) for pieces in per_video)
+                for layer in range(len(deepstack))
+            ]
+        return type(first)(**fields)
 
     def encode_image(self, pixel_values: torch.Tensor, grid: torch.Tensor):
         """The vision encoder on an image's pixels (counted in ``encoder_calls``)."""

@@ -215,6 +215,11 @@ class VideoGRPOConfig(TrainingArguments):
         default=False, metadata={"help": "train only the language model: the vision encoder and merger take no update"}
     )
     attribution_chunk_size: int = field(default=DEFAULT_CHUNK_SIZE, metadata={"help": "positions per lm_head chunk"})
+    encoder_chunk_groups: int | None = field(
+        default=None,
+        metadata={"help": "temporal groups per vision-encoder call on a video (exact; bounds the encoder's memory "
+                          "on long videos); unset: the whole video in one call"},
+    )
     score_in_loss_forward: bool = field(
         default=True,
         metadata={"help": "take the real input's log-probs, entropy and gradient weights from the loss's own forward "
@@ -312,6 +317,9 @@ class VideoGRPOConfig(TrainingArguments):
             missing = [name for name in self.selected_signals if name not in self.ktr_ratio]
             if missing:
                 raise ConfigError(f"ktr_ratio gives no ratio for {missing}; give one per signal in ktr_signals")
+        if self.encoder_chunk_groups is not None and (not isinstance(self.encoder_chunk_groups, int)
+                                                      or self.encoder_chunk_groups < 1):
+            raise ConfigError(f"encoder_chunk_groups={self.encoder_chunk_groups!r} must be a positive integer")
         positive_ints = ("num_generations", "max_completion_length", "num_iterations", "num_shuffles",
                          "attribution_chunk_size", "min_frames", "max_frames")
         for key in positive_ints:

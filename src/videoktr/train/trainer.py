@@ -53,7 +53,7 @@ from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..data.rollouts import PromptRollout, dump_path, write_rollout_dump
 from ..data.video import DecodedVideo
-from ..models import get_adapter, vision_parameters
+from ..models import get_adapter, set_encoder_chunking, vision_parameters
 from ..rewards import compute_rewards, load_reward_function
 from ..rollout import (
     HFRolloutBackend,
@@ -98,8 +98,11 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         if args.freeze_vision_encoder:  # before the reference copy and the optimizer see the flags
             for parameter in vision_parameters(model):
                 parameter.requires_grad_(False)
+        set_encoder_chunking(model, args.encoder_chunk_groups)  # before the reference copy inherits it
         if ref_model is None and args.beta > 0:
             ref_model = copy.deepcopy(model)
+        if ref_model is not None:
+            set_encoder_chunking(ref_model, args.encoder_chunk_groups)
         if ref_model is not None:
             ref_model.eval().requires_grad_(False)
         super().__init__(
