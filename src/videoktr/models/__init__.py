@@ -11,6 +11,7 @@
   :mod:`~videoktr.models.qwen3_vl` — what each family adds.
 * :mod:`~videoktr.models.generation` — sampling rollouts and answering evaluation prompts.
 * :mod:`~videoktr.models.loading` — a policy and its processor from a local directory.
+* :mod:`~videoktr.models.lora` — LoRA adapters through ``peft``, the reference with them off.
 * :mod:`~videoktr.models.tiny` — tiny random models, a locally trained tokenizer and the real
   processors, for tests and demos with nothing downloaded.
 
@@ -23,6 +24,7 @@ import torch
 
 from .base import QwenVLAdapter, set_encoder_chunking
 from .loading import ModelLoadError, checkpoint_state_dict, load_local_model
+from .lora import add_lora, base_model, is_peft_model, reference_mode
 from .prompt import TEMPORAL_MODES, VISUAL_MODES
 from .qwen2_5_vl import Qwen2_5_VLAdapter
 from .qwen2_vl import Qwen2VLAdapter
@@ -33,7 +35,9 @@ SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(t for adapter in ADAPTERS for t i
 
 
 def get_adapter(model: torch.nn.Module) -> QwenVLAdapter:
-    """The adapter for ``model``'s family, from ``model.config.model_type``."""
+    """The adapter for ``model``'s family, from ``model.config.model_type`` (for a ``peft``
+    model, the adapter of the model under it, whose modules hold the LoRA layers)."""
+    model = base_model(model)
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     for adapter in ADAPTERS:
         if model_type in adapter.model_types:
@@ -48,7 +52,11 @@ def vision_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 
 __all__ = [
+    "add_lora",
+    "base_model",
     "checkpoint_state_dict",
+    "is_peft_model",
+    "reference_mode",
     "set_encoder_chunking",
     "ADAPTERS",
     "SUPPORTED_MODEL_TYPES",

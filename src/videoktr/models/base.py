@@ -24,6 +24,7 @@ import torch
 
 from ..core.signals import TokenLogStats, token_log_stats
 from .cached_prefix import CachedPrefixStrategy
+from .lora import base_model
 from .prompt import (
     PIXEL_GRIDS,
     PROMPT_KEYS,
@@ -46,7 +47,7 @@ def set_encoder_chunking(model: torch.nn.Module, groups: int | None) -> None:
     root-forward strategy (FSDP, ZeRO-3) encodes inside the wrapped forward and does not chunk."""
     if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
         raise ValueError(f"encoder chunk groups must be a positive int or None, got {groups!r}")
-    setattr(model, ENCODER_CHUNK_ATTRIBUTE, groups)
+    setattr(base_model(model), ENCODER_CHUNK_ATTRIBUTE, groups)
 
 
 class QwenVLAdapter:

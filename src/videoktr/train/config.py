@@ -211,6 +211,20 @@ class VideoGRPOConfig(TrainingArguments):
     temporal_mode: str = field(default="permute_groups", metadata={"help": f"one of {', '.join(TEMPORAL_MODES)}"})
     num_shuffles: int = field(default=1, metadata={"help": "derangements averaged for the temporal signal"})
     mask_kl: bool = field(default=True, metadata={"help": "apply the key-token mask to the KL term too"})
+    # ---------------------------------------------------------------- LoRA (TRL's names)
+    use_peft: bool = field(
+        default=False,
+        metadata={"help": "train LoRA adapters (peft; pip install videoktr[peft]) instead of every weight; the KL "
+                          "term's reference is the same model with its adapters off, so no second copy is held"},
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (the update is alpha / r x BA)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA branch's input"})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "module names (or one regex) to adapt; default: the language model's attention and MLP "
+                          "projections (q/k/v/o_proj, gate/up/down_proj), not the vision encoder"},
+    )
     freeze_vision_encoder: bool = field(
         default=False, metadata={"help": "train only the language model: the vision encoder and merger take no update"}
     )
@@ -317,6 +331,14 @@ class VideoGRPOConfig(TrainingArguments):
             missing = [name for name in self.selected_signals if name not in self.ktr_ratio]
             if missing:
                 raise ConfigError(f"ktr_ratio gives no ratio for {missing}; give one per signal in ktr_signals")
+        if self.use_peft:
+            if self.rollout_backend == "vllm":
+                raise ConfigError("use_peft with rollout_backend vllm is not supported yet: the engine would need the "
+                                  "merged weights after every step; sample with rollout_backend hf")
+            if not isinstance(self.lora_r, int) or self.lora_r < 1:
+                raise ConfigError(f"lora_r={self.lora_r!r} must be a positive integer")
+            if not 0.0 <= self.lora_dropout < 1.0:
+                raise ConfigError(f"lora_dropout={self.lora_dropout!r} must be in [0, 1)")
         if self.encoder_chunk_groups is not None and (not isinstance(self.encoder_chunk_groups, int)
                                                       or self.encoder_chunk_groups < 1):
             raise ConfigError(f"encoder_chunk_groups={self.encoder_chunk_groups!r} must be a positive integer")

@@ -53,7 +53,14 @@ from ..data.dataset import Sample, VideoR1Dataset
 from ..data.prompts import build_prompt_inputs
 from ..data.rollouts import PromptRollout, dump_path, write_rollout_dump
 from ..data.video import DecodedVideo
-from ..models import get_adapter, set_encoder_chunking, vision_parameters
+from ..models import (
+    add_lora,
+    get_adapter,
+    is_peft_model,
+    reference_mode,
+    set_encoder_chunking,
+    vision_parameters,
+)
 from ..rewards import compute_rewards, load_reward_function
 from ..rollout import (
     HFRolloutBackend,
@@ -93,13 +100,19 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         if not isinstance(args, VideoGRPOConfig):
             raise ConfigError("args must be a VideoGRPOConfig (see videoktr.train.load_config)")
         get_adapter(model)  # fails early, naming the supported families
+        if args.use_peft and not is_peft_model(model):
+            with torch.random.fork_rng(devices=[]):  # the adapters' initialisation follows the run's seed alone
+                torch.manual_seed(args.seed)
+                model = add_lora(model, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
+                                 target_modules=args.lora_target_modules)
         self.reward_functions = {name: load_reward_function(name) for name in args.reward_funcs}
         self.reward_weights = args.reward_weights
         if args.freeze_vision_encoder:  # before the reference copy and the optimizer see the flags
             for parameter in vision_parameters(model):
                 parameter.requires_grad_(False)
         set_encoder_chunking(model, args.encoder_chunk_groups)  # before the reference copy inherits it
-        if ref_model is None and args.beta > 0:
+        # With LoRA the reference is the policy with its adapters off (_reference_logps): no copy.
+        if ref_model is None and args.beta > 0 and not is_peft_model(model):
             ref_model = copy.deepcopy(model)
         if ref_model is not None:
             set_encoder_chunking(ref_model, args.encoder_chunk_groups)
@@ -319,10 +332,7 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         needs_scoring = self._needs_scoring_pass(sampled)
         if needs_scoring and not in_loss:
             scores = self._policy_attributor(seed).score(prompt_inputs, completion_ids, completion_mask)
-        ref_logps = None
-        if self.ref_model is not None:
-            reference = self._attributor(self.accelerator.unwrap_model(self.ref_model), (), seed)
-            ref_logps = reference.score(prompt_inputs, completion_ids, completion_mask)["logps"]
+        ref_logps = self._reference_logps(prompt_inputs, completion_ids, completion_mask, seed)
         attribution_s = time.perf_counter() - start
 
         old_logps = scores.pop("logps")
@@ -347,6 +357,18 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         if old_logps is not None:
             self._set_importance_weights(rollout)
         return rollout
+
+    def _reference_logps(self, prompt_inputs, completion_ids, completion_mask, seed: int) -> torch.Tensor | None:
+        """The KL term's reference log-probs: the reference model's, or with LoRA the policy's
+        own with its adapters off; None without a KL term."""
+        if self.ref_model is not None:
+            reference = self._attributor(self.accelerator.unwrap_model(self.ref_model), (), seed)
+            return reference.score(prompt_inputs, completion_ids, completion_mask)["logps"]
+        policy = self._unwrapped()
+        if self.args.beta > 0 and is_peft_model(policy):
+            with reference_mode(policy):
+                return self._attributor(policy, (), seed).score(prompt_inputs, completion_ids, completion_mask)["logps"]
+        return None
 
     def _policy_attributor(self, seed: int) -> KeyTokenAttributor:
         """The policy's attributor for one prompt: the selected signals (none for vanilla GRPO,
