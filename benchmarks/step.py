@@ -4,6 +4,7 @@
     python benchmarks/step.py --json     # one JSON object (grpo_step_s, ktr_step_s, time_ratio, ...)
     python benchmarks/step.py --quick    # a smaller shape, a few minutes on CPU
     python benchmarks/step.py --rounds 3 # more rounds: a tighter median on a noisy machine
+    python benchmarks/step.py --lora     # also video_ktr with LoRA adapters, against full fine-tuning
 
 The shape is the attribution benchmark's (``benchmarks/attribution.py``: a ~28M-parameter
 Qwen2.5-VL, 16 frames of 224x448, 1,024 video tokens), one prompt, G = 8 completions of 128
@@ -23,7 +24,12 @@ fixed at 1 MiB: glibc otherwise raises its threshold as large buffers are freed 
 later ones on a heap it seldom returns, so the resident size tracks the order of past
 allocations (a 5% swing between presets doing the same work was measured) instead of the
 memory in use. That setting slows every large allocation (the step took 1.6x as long), so
-those runs are not timed. A random model almost never emits its end token, so every completion runs to 128
+those runs are not timed.
+
+``--lora`` adds ``video_ktr`` with LoRA adapters (``use_peft``, the default rank 16) on the ``hf``
+backend and compares its memory above the loaded policy with full fine-tuning's, whose
+reference copy, gradients and optimizer states all count there (``*_peak_with_reference_mb``,
+``lora_memory_ratio``). A random model almost never emits its end token, so every completion runs to 128
 tokens and both presets score the same number of tokens.
 
 Backends: ``hf`` always; ``vllm`` when the engine's environment exists (``make vllm-env``; pass
@@ -49,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attribution import SHAPES, _build, _cuda_available, _PeakMemory  # noqa: E402
 
 PRESETS = ("grpo", "video_ktr")
+LORA_RUN = "video_ktr_lora"  # --lora: video_ktr with LoRA adapters (use_peft) instead of full fine-tuning
 STAGES = ("generation_s", "reward_s", "attribution_s", "loss_s")
 DEFAULT_VLLM_PYTHON = Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
 
@@ -95,7 +102,8 @@ def run_child(args: argparse.Namespace) -> dict:
     shape = SHAPES[args.shape]
     frames, height, width = shape["frames"], shape["height"], shape["width"]
     flags = [
-        "--model", args.model, "--dataset", args.dataset, "--output_dir", args.output_dir, "--preset", args.preset,
+        "--model", args.model, "--dataset", args.dataset, "--output_dir", args.output_dir,
+        "--preset", args.preset.removesuffix("_lora"), *(["--use_peft", "true"] if args.preset == LORA_RUN else []),
         "--rollout_backend", args.backend, *(["--vllm_server_port", str(args.port)] if args.backend == "vllm" else []),
         "--num_generations", str(shape["completions"]), "--max_completion_length", str(shape["completion_length"]),
         "--per_device_train_batch_size", "1", "--max_steps", str(1 + shape["repeats"]), "--save_strategy", "no",
@@ -118,6 +126,7 @@ def run_child(args: argparse.Namespace) -> dict:
         def on_step_end(self, *unused, **kwargs):
             step_ends.append(time.perf_counter())
 
+    before_trainer = _current_bytes(args.device)  # the reference copy (full fine-tuning) comes after
     trainer = VideoGRPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=processor,
                                callbacks=[StepClock()])
     with _PeakMemory(args.device) as memory:
@@ -132,11 +141,18 @@ def run_child(args: argparse.Namespace) -> dict:
         "step_s": [later - earlier for earlier, later in zip(step_ends, step_ends[1:])],
         "stages": {name: [entry.get(f"time/{name}", 0.0) for entry in measured] for name in STAGES},
         "peak_mb": memory.peak_mb,
+        "peak_with_reference_mb": (memory.peak - before_trainer) / 2**20,
         "completion_tokens": [entry["completion_length"] * shape["completions"] for entry in measured],
         "weight_sync_s": [entry[sync_key] for entry in measured] if sync_key else None,
         "logp_mismatch_mean": ([entry["rollout/logp_mismatch_mean"] for entry in measured]
                                if "rollout/logp_mismatch_mean" in measured[-1] else None),
     }
+
+
+def _current_bytes(device: str) -> int:
+    import torch
+
+    return torch.cuda.memory_allocated() if device.startswith("cuda") else _PeakMemory._rss()
 
 
 def summarise(rounds: list[dict]) -> dict:
@@ -151,6 +167,7 @@ def summarise(rounds: list[dict]) -> dict:
         "steps_measured": len(pooled("step_s")),
         "stages": stages,
         "peak_mb": max(run["peak_mb"] for run in rounds),
+        "peak_with_reference_mb": max(run["peak_with_reference_mb"] for run in rounds),
         "completion_tokens": tokens,
         "tokens_per_s": tokens / stages["generation_s"],
         "weight_sync_s": statistics.median(pooled("weight_sync_s")) if rounds[0]["weight_sync_s"] else None,
@@ -163,6 +180,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller shape")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each (backend, preset), alternating presets")
+    parser.add_argument("--lora", action="store_true",
+                        help="also video_ktr with LoRA adapters (use_peft) on the hf backend, against full fine-tuning")
     parser.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
     parser.add_argument("--backends", nargs="+", default=None, choices=("hf", "vllm"),
                         help="default: hf, and vllm when its environment exists")
@@ -209,16 +228,17 @@ def main(argv=None) -> int:
 
         try:
             for backend in backends:
+                runs = [*PRESETS, LORA_RUN] if args.lora and backend == "hf" else PRESETS
                 for round_index in range(args.rounds):
-                    for preset in PRESETS:
+                    for preset in runs:
                         say(f"{backend} / {preset}, round {round_index + 1} of {args.rounds} ...")
                         raw.setdefault(backend, {}).setdefault(preset, []).append(
                             child(backend, preset, str(round_index)))
                 if args.device == "cpu":
-                    for preset in PRESETS:
+                    for preset in runs:
                         say(f"{backend} / {preset}, peak memory ...")
                         run = child(backend, preset, "memory", {"MALLOC_MMAP_THRESHOLD_": str(2**20)})
-                        peaks.setdefault(backend, {})[preset] = run["peak_mb"]
+                        peaks.setdefault(backend, {})[preset] = run
         finally:
             if server is not None:
                 server.terminate()
@@ -227,7 +247,8 @@ def main(argv=None) -> int:
     results = {backend: {preset: summarise(rounds) for preset, rounds in runs.items()} for backend, runs in raw.items()}
     for backend, by_preset in peaks.items():
         for preset, peak_mb in by_preset.items():
-            results[backend][preset]["peak_mb"] = peak_mb
+            results[backend][preset]["peak_mb"] = peak_mb["peak_mb"]
+            results[backend][preset]["peak_with_reference_mb"] = peak_mb["peak_with_reference_mb"]
 
     def round_ratios(backend: str) -> list[float]:
         runs = raw[backend]
@@ -256,20 +277,32 @@ def main(argv=None) -> int:
         vllm = results["vllm"]
         summary["vllm_time_ratio"] = round(vllm["video_ktr"]["step_s"] / vllm["grpo"]["step_s"], 3)
         summary["vllm_time_ratio_rounds"] = round_ratios("vllm")
+    if LORA_RUN in hf:
+        lora, full = hf[LORA_RUN], hf["video_ktr"]
+        summary["lora_step_s"] = round(lora["step_s"], 3)
+        # Above the loaded policy: full fine-tuning adds the reference copy, gradients and optimizer
+        # states of every weight; LoRA those of the adapters only.
+        summary["full_peak_with_reference_mb"] = round(full["peak_with_reference_mb"], 1)
+        summary["lora_peak_with_reference_mb"] = round(lora["peak_with_reference_mb"], 1)
+        summary["lora_memory_ratio"] = round(lora["peak_with_reference_mb"] / full["peak_with_reference_mb"], 3)
     if args.json:
         print(json.dumps(summary))
         return 0
     print(f"one RL step: 1 prompt ({SHAPES[shape_name]['frames']} frames), G = {summary['completions']} x "
           f"{summary['completion_length']} tokens, {args.device}")
-    print(f"{'backend':8} {'preset':10} {'step s':>8} " + " ".join(f"{name:>14}" for name in STAGES)
+    print(f"{'backend':8} {'preset':14} {'step s':>8} " + " ".join(f"{name:>14}" for name in STAGES)
           + f" {'peak MB':>9} {'tokens/s':>9}")
     for backend, runs in results.items():
         for preset, run in runs.items():
-            print(f"{backend:8} {preset:10} {run['step_s']:8.2f} "
+            print(f"{backend:8} {preset:14} {run['step_s']:8.2f} "
                   + " ".join(f"{run['stages'][name]:14.2f}" for name in STAGES)
                   + f" {run['peak_mb']:9.0f} {run['tokens_per_s']:9.1f}")
     print(f"\nvideo_ktr / grpo (hf): time {summary['time_ratio']:.3f} (rounds: "
           f"{', '.join(map(str, summary['time_ratio_rounds']))}), peak memory {summary['memory_ratio']:.3f}")
+    if "lora_memory_ratio" in summary:
+        print(f"video_ktr, memory above the loaded policy: LoRA {summary['lora_peak_with_reference_mb']:.0f} MB, "
+              f"full fine-tuning with a reference copy {summary['full_peak_with_reference_mb']:.0f} MB "
+              f"({summary['lora_memory_ratio']:.3f})")
     if "vllm_tokens_per_s" in summary:
         print(f"generation: vLLM {summary['vllm_tokens_per_s']:.1f} tokens/s against hf "
               f"{summary['hf_tokens_per_s']:.1f} ({summary['vllm_speedup']:.2f}x)")

@@ -12,7 +12,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "step.py"
 
 def test_quick_step_benchmark_reports_every_field():
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", "--device", "cpu", "--backends", "hf", "--rounds", "2"],
+        [sys.executable, str(SCRIPT), "--quick", "--json", "--device", "cpu", "--backends", "hf", "--rounds", "2",
+         "--lora"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -27,3 +28,8 @@ def test_quick_step_benchmark_reports_every_field():
         assert run["completion_tokens"] == 4 * 32  # a random policy runs every completion to its limit
         assert run["stages"]["generation_s"] > 0 and run["stages"]["loss_s"] > 0
     assert "vllm_tokens_per_s" not in summary
+    # --lora: the LoRA run, and its memory above the loaded policy against full fine-tuning's
+    assert summary["runs"]["hf"]["video_ktr_lora"]["steps_measured"] == 4
+    assert 0 < summary["lora_peak_with_reference_mb"] and 0 < summary["full_peak_with_reference_mb"]
+    assert summary["lora_memory_ratio"] == round(summary["lora_peak_with_reference_mb"]
+                                                 / summary["full_peak_with_reference_mb"], 3)
