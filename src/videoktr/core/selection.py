@@ -29,7 +29,7 @@ from ._checks import (
     compute_dtype,
 )
 
-__all__ = ["SCOPES", "SELECTION_METHODS", "SOFT_WEIGHTINGS", "mass_counts", "num_selected", "select_key_tokens",
+__all__ = ["SCOPES", "SELECTION_METHODS", "SOFT_WEIGHTINGS", "num_selected", "select_key_tokens",
            "select_key_tokens_by_mass", "soft_token_weights", "unit_quantile"]
 
 SELECTION_METHODS = ("topk", "quantile")
@@ -110,13 +110,20 @@ def _order_available_first(values: torch.Tensor, available: torch.Tensor, descen
     return order.gather(-1, unavailable_last)
 
 
+def _counts_at_ratio(counts: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Per unit, ``ceil(ratio * n - 1e-6)`` of its ``n`` available tokens (``num_selected``)."""
+    return torch.clamp(torch.ceil(counts.to(torch.float64) * ratio - _RATIO_SLACK), min=0).to(counts.dtype)
+
+
+def _first_k(order: torch.Tensor, k: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+    """Per unit, the mask of the first ``k`` tokens of ``order``."""
+    ranks = torch.arange(order.shape[-1], device=order.device).expand_as(order)
+    return torch.zeros_like(available).scatter(-1, order, ranks < k.unsqueeze(-1))
+
+
 def _topk_units(values: torch.Tensor, available: torch.Tensor, ratio: float) -> torch.Tensor:
-    counts = available.sum(-1)
-    k = torch.clamp(torch.ceil(counts.to(torch.float64) * ratio - _RATIO_SLACK), min=0).to(counts.dtype)
     order = _order_available_first(values, available, descending=True)
-    ranks = torch.arange(values.shape[-1], device=values.device).expand_as(order)
-    selected = torch.zeros_like(available)
-    return selected.scatter(-1, order, ranks < k.unsqueeze(-1))
+    return _first_k(order, _counts_at_ratio(available.sum(-1), ratio), available)
 
 
 def unit_quantile(values: torch.Tensor, available: torch.Tensor, q: float) -> torch.Tensor:
@@ -203,10 +210,10 @@ def _check_share(name: str, value: float) -> float:
     return float(value)
 
 
-def mass_counts(values: torch.Tensor, available: torch.Tensor, mass: float, min_ratio: float,
-                max_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per unit (row of ``[U, L]`` ``values``), how many tokens the mass rule selects (see
-    :func:`select_key_tokens_by_mass`), and the descending order it selects them in."""
+def _mass_units(values: torch.Tensor, available: torch.Tensor, mass: float, min_ratio: float,
+                max_ratio: float) -> torch.Tensor:
+    """Per unit (row of ``[U, L]`` ``values``), the tokens the mass rule selects (see
+    :func:`select_key_tokens_by_mass`)."""
     order = _order_available_first(values, available, descending=True)
     counts = available.sum(-1)
     positive = values.clamp(min=0).masked_fill(~available, 0.0).to(torch.float64)
@@ -214,9 +221,8 @@ def mass_counts(values: torch.Tensor, available: torch.Tensor, mass: float, min_
     target = mass * cumulative[..., -1:]  # the total is the cumulative sum's end: p = 1 reaches it exactly
     below = (cumulative < target) & (torch.arange(values.shape[-1], device=values.device) < counts.unsqueeze(-1))
     by_mass = torch.where(target.squeeze(-1) > 0, below.sum(-1) + 1, 0)
-    floor = torch.ceil(counts.to(torch.float64) * min_ratio - _RATIO_SLACK).clamp(min=0).to(counts.dtype)
-    cap = torch.ceil(counts.to(torch.float64) * max_ratio - _RATIO_SLACK).clamp(min=0).to(counts.dtype)
-    return torch.minimum(torch.maximum(by_mass, floor), cap), order
+    k = torch.minimum(torch.maximum(by_mass, _counts_at_ratio(counts, min_ratio)), _counts_at_ratio(counts, max_ratio))
+    return _first_k(order, k, available)
 
 
 def select_key_tokens_by_mass(
@@ -260,10 +266,7 @@ def select_key_tokens_by_mass(
     for tensor in signals.values():
         values = _to_units(tensor.to(compute_dtype(tensor.dtype)), scope, group_size)
         available = _to_units(mask, scope, group_size) & ~torch.isnan(values)
-        k, order = mass_counts(values, available, mass, min_ratio, max_ratio)
-        ranks = torch.arange(values.shape[-1], device=values.device).expand_as(order)
-        chosen = torch.zeros_like(available).scatter(-1, order, ranks < k.unsqueeze(-1))
-        selected |= chosen.reshape(mask.shape)
+        selected |= _mass_units(values, available, mass, min_ratio, max_ratio).reshape(mask.shape)
     return selected & mask
 
 

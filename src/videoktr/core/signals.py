@@ -106,10 +106,8 @@ class TokenLogStats(NamedTuple):
     gradient_weight: torch.Tensor | None
 
 
-def _gradient_weight_from_log_probs(log_probs: torch.Tensor, ids: torch.Tensor,
-                                    probs: torch.Tensor | None = None) -> torch.Tensor:
+def _gradient_weight(probs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     # 1 - 2 p_y + sum_w p_w^2: the squared norm of softmax(z) - onehot(y).
-    probs = log_probs.exp() if probs is None else probs
     return 1.0 - 2.0 * probs.gather(-1, ids).squeeze(-1) + (probs * probs).sum(-1)
 
 
@@ -118,14 +116,18 @@ def _gradient_weight_from_log_probs(log_probs: torch.Tensor, ids: torch.Tensor,
 _STATISTICS_BLOCK = 128
 
 
-def _score_statistics(log_probs, ids, with_entropy, with_gradient_weight, entropy_chunks, weight_chunks) -> None:
+def _score_statistics(log_probs: torch.Tensor, ids: torch.Tensor, with_entropy: bool, with_gradient_weight: bool
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Entropy and gradient weight of a chunk's positions, block by block."""
+    entropies, weights = [], []
     for start in range(0, log_probs.shape[0], _STATISTICS_BLOCK):
         block, block_ids = log_probs[start : start + _STATISTICS_BLOCK], ids[start : start + _STATISTICS_BLOCK]
         probs = block.exp()  # one exp serves both statistics: over the vocabulary it is their cost
         if with_entropy:
-            entropy_chunks.append(_entropy_from_log_probs(block, probs))
+            entropies.append(_entropy_from_log_probs(block, probs))
         if with_gradient_weight:
-            weight_chunks.append(_gradient_weight_from_log_probs(block, block_ids, probs))
+            weights.append(_gradient_weight(probs, block_ids))
+    return entropies, weights
 
 
 def token_log_stats(
@@ -187,8 +189,9 @@ def token_log_stats(
         logp_chunks.append(log_probs.gather(-1, ids).squeeze(-1))
         if with_entropy or with_gradient_weight:
             with torch.no_grad():
-                _score_statistics(log_probs.detach(), ids, with_entropy, with_gradient_weight,
-                                  entropy_chunks, weight_chunks)
+                entropies, weights = _score_statistics(log_probs.detach(), ids, with_entropy, with_gradient_weight)
+            entropy_chunks.extend(entropies)
+            weight_chunks.extend(weights)
     shape = token_ids.shape
 
     def joined(chunks: list[torch.Tensor]) -> torch.Tensor:

@@ -116,7 +116,6 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
             ref_model = copy.deepcopy(model)
         if ref_model is not None:
             set_encoder_chunking(ref_model, args.encoder_chunk_groups)
-        if ref_model is not None:
             ref_model.eval().requires_grad_(False)
         super().__init__(
             model=model,
@@ -456,23 +455,19 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         ratio = args.ktr_ratio
         if isinstance(ratio, dict):
             ratio = {name: ratio[name] for name in scores}
-        # Each signal's own selection (for the metrics and dumps); their union is the hard mask.
-        if args.ktr_ratio_rule == "mass":  # each unit's share from its own score mass
-            per_signal = {
-                name: select_key_tokens_by_mass(
+        def select(name: str) -> torch.Tensor:
+            if args.ktr_ratio_rule == "mass":  # each unit's share from its own score mass
+                return select_key_tokens_by_mass(
                     {name: scores[name]}, mask, mass=args.ktr_mass, min_ratio=args.ktr_min_ratio,
                     max_ratio=args.ktr_max_ratio, scope=args.ktr_scope, group_size=args.num_generations,
                 )
-                for name in scores
-            }
-        else:
-            per_signal = {
-                name: select_key_tokens(
-                    {name: scores[name]}, mask, ratio=ratio[name] if isinstance(ratio, dict) else ratio,
-                    scope=args.ktr_scope, group_size=args.num_generations, method=args.ktr_method,
-                )
-                for name in scores
-            }
+            return select_key_tokens(
+                {name: scores[name]}, mask, ratio=ratio[name] if isinstance(ratio, dict) else ratio,
+                scope=args.ktr_scope, group_size=args.num_generations, method=args.ktr_method,
+            )
+
+        # Each signal's own selection (for the metrics and dumps); their union is the hard mask.
+        per_signal = {name: select(name) for name in scores}
         if args.ktr_weighting == "hard":
             weights = torch.stack(list(per_signal.values())).any(0)
         else:
