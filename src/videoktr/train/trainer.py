@@ -8,8 +8,10 @@ One optimizer step, per prompt on each process:
     reward       every reward function on every completion; T-GRPO's bonus if enabled
     advantage    group-relative: (r - mean_group r) / (std_group r + eps)
     attribution  ``KeyTokenAttributor``: real log-probs (the old log-probs), and the visual,
-                 temporal and entropy scores the token selection needs
-    selection    the key-token mask (or soft weights) over the micro-batch
+                 temporal and entropy scores the token selection needs; by default inside each
+                 prompt's first loss forward, which gives the real log-probs anyway
+                 (``score_in_loss_forward``: only the counterfactual passes run beside it)
+    selection    the key-token mask (or soft weights) over the micro-batch (then per prompt)
     loss         clipped GRPO on key tokens (``core.grpo_loss``), one backward per prompt; with
                  vLLM rollouts each token's term is weighted by the truncated sampler-to-trainer
                  ratio (``core.importance``)
