@@ -133,9 +133,6 @@ def run_child(args: argparse.Namespace) -> dict:
         trainer.train()
     measured = [entry for entry in trainer.state.log_history if "time/generation_s" in entry][1:]
 
-    def median(key: str) -> float:
-        return statistics.median(entry.get(key, 0.0) for entry in measured)
-
     sync_key = next((key for key in measured[-1] if key.startswith("time/weight_sync_")), None)
     return {
         "step_s": [later - earlier for earlier, later in zip(step_ends, step_ends[1:])],
@@ -201,7 +198,7 @@ def main(argv=None) -> int:
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
     raw: dict[str, dict[str, list[dict]]] = {}
-    peaks: dict[str, dict[str, float]] = {}  # CPU: from the untimed runs with a fixed mmap threshold
+    memory_runs: dict[str, dict[str, dict]] = {}  # CPU: the untimed runs with a fixed mmap threshold
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         say("building the model and the video ...")
@@ -237,18 +234,18 @@ def main(argv=None) -> int:
                 if args.device == "cpu":
                     for preset in runs:
                         say(f"{backend} / {preset}, peak memory ...")
-                        run = child(backend, preset, "memory", {"MALLOC_MMAP_THRESHOLD_": str(2**20)})
-                        peaks.setdefault(backend, {})[preset] = run
+                        memory_runs.setdefault(backend, {})[preset] = child(
+                            backend, preset, "memory", {"MALLOC_MMAP_THRESHOLD_": str(2**20)})
         finally:
             if server is not None:
                 server.terminate()
                 server.wait(timeout=60)
 
     results = {backend: {preset: summarise(rounds) for preset, rounds in runs.items()} for backend, runs in raw.items()}
-    for backend, by_preset in peaks.items():
-        for preset, peak_mb in by_preset.items():
-            results[backend][preset]["peak_mb"] = peak_mb["peak_mb"]
-            results[backend][preset]["peak_with_reference_mb"] = peak_mb["peak_with_reference_mb"]
+    for backend, by_preset in memory_runs.items():
+        for preset, run in by_preset.items():
+            for key in ("peak_mb", "peak_with_reference_mb"):
+                results[backend][preset][key] = run[key]
 
     def round_ratios(backend: str) -> list[float]:
         runs = raw[backend]

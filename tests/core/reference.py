@@ -19,19 +19,24 @@ def unit_rows(num_rows: int, scope: str, group_size: int | None) -> list[list[in
     return [list(range(num_rows))]
 
 
+def ranked_tokens(scores, mask, rows):
+    """A unit's available tokens as ``(score, row, t)``, highest score first, ties to the earlier
+    (row, t)."""
+    tokens = [
+        (float(scores[r, t]), r, t)
+        for r in rows
+        for t in range(scores.shape[1])
+        if bool(mask[r, t]) and not math.isnan(float(scores[r, t]))
+    ]
+    return sorted(tokens, key=lambda item: (-item[0], item[1], item[2]))
+
+
 def topk_select(scores, mask, ratio, scope, group_size=None):
     """Exactly k = ceil(r*n - 1e-6) highest available scores per unit, ties to row-major order."""
     selected = torch.zeros(scores.shape, dtype=torch.bool)
     for rows in unit_rows(scores.shape[0], scope, group_size):
-        tokens = [
-            (float(scores[r, t]), r, t)
-            for r in rows
-            for t in range(scores.shape[1])
-            if bool(mask[r, t]) and not math.isnan(float(scores[r, t]))
-        ]
+        tokens = ranked_tokens(scores, mask, rows)
         k = max(0, min(len(tokens), math.ceil(ratio * len(tokens) - 1e-6)))
-        # Highest score first; among equal scores the earlier (row, t) first.
-        tokens.sort(key=lambda item: (-item[0], item[1], item[2]))
         for _, r, t in tokens[:k]:
             selected[r, t] = True
     return selected
@@ -57,13 +62,7 @@ def mass_select(scores, mask, mass, min_ratio, max_ratio, scope, group_size=None
     clamped to [ceil(min_ratio*n - 1e-6), ceil(max_ratio*n - 1e-6)]; ties to row-major order."""
     selected = torch.zeros(scores.shape, dtype=torch.bool)
     for rows in unit_rows(scores.shape[0], scope, group_size):
-        tokens = [
-            (float(scores[r, t]), r, t)
-            for r in rows
-            for t in range(scores.shape[1])
-            if bool(mask[r, t]) and not math.isnan(float(scores[r, t]))
-        ]
-        tokens.sort(key=lambda item: (-item[0], item[1], item[2]))
+        tokens = ranked_tokens(scores, mask, rows)
         total = 0.0
         for value, _, _ in tokens:
             total += max(value, 0.0)

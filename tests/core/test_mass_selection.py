@@ -11,15 +11,11 @@ from hypothesis import strategies as st
 from videoktr.core import select_key_tokens, select_key_tokens_by_mass
 
 from .reference import mass_select, unit_rows
-from .test_selection import NAN, random_case
+from .test_selection import CASE_SHAPES, NAN, random_case
 
 MASSES = [0.0, 0.1, 0.3, 0.5, 0.8, 0.95, 1.0]
 cases = st.tuples(
-    st.integers(0, 2**31 - 1),  # seed
-    st.integers(1, 3),  # groups
-    st.integers(1, 4),  # group size
-    st.integers(1, 9),  # length
-    st.sampled_from([None, 2, 3]),  # tie levels
+    *CASE_SHAPES,
     st.sampled_from(MASSES),
     st.sampled_from([(0.0, 1.0), (0.05, 0.5), (0.2, 0.2), (0.1, 0.9)]),  # floor, cap
     st.sampled_from(["sequence", "group", "batch"]),

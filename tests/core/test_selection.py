@@ -27,12 +27,11 @@ def random_case(seed: int, num_groups: int, group_size: int, length: int, tie_le
     return scores, mask
 
 
+# random_case's arguments: seed, groups, group size, length, tie levels.
+CASE_SHAPES = (st.integers(0, 2**31 - 1), st.integers(1, 3), st.integers(1, 4), st.integers(1, 9),
+               st.sampled_from([None, 2, 3]))
 cases = st.tuples(
-    st.integers(0, 2**31 - 1),  # seed
-    st.integers(1, 3),  # groups
-    st.integers(1, 4),  # group size
-    st.integers(1, 9),  # length
-    st.sampled_from([None, 2, 3]),  # tie levels
+    *CASE_SHAPES,
     st.sampled_from([0.0, 0.1, 0.2, 0.25, 0.5, 0.9, 1.0]),
     st.sampled_from(["sequence", "group", "batch"]),
 )
