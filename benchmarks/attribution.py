@@ -43,7 +43,7 @@ SHAPES = {
 }
 
 
-def _build(shape: dict, family: str, device: str):
+def build_model_and_video(shape: dict, family: str, device: str):
     import torch
 
     from videoktr.models.tiny import build_tiny_model
@@ -75,7 +75,7 @@ def _build(shape: dict, family: str, device: str):
     return model, processor, text, frames, completion_ids
 
 
-def _process(processor, text, frames):
+def process_video(processor, text, frames):
     metadata = [{"fps": 2.0, "total_num_frames": frames.shape[0], "frames_indices": list(range(frames.shape[0]))}]
     return processor(text=[text], videos=[frames], video_metadata=metadata, do_sample_frames=False, return_tensors="pt")
 
@@ -124,12 +124,12 @@ def naive_scores(model, processor, text, frames, completion_ids, prompt_inputs, 
 
         # Temporal: a random frame order, re-processed, re-encoded, full forward.
         order = torch.randperm(frames.shape[0], generator=generator)
-        shuffled_inputs = _process(processor, text, frames[order])
+        shuffled_inputs = process_video(processor, text, frames[order])
         shuffled = per_token_logps(full_logits(shuffled_inputs))
     return {"logps": logps, "entropy": entropy, "visual": (logps - masked).abs(), "temporal": (logps - shuffled).abs()}
 
 
-class _PeakMemory:
+class PeakMemory:
     """Peak memory above the level at ``start``: CUDA allocator stats, or RSS sampled each ms."""
 
     def __init__(self, device: str):
@@ -180,9 +180,9 @@ def run_child(method: str, shape_name: str, family: str, device: str) -> dict:
 
     torch.set_grad_enabled(False)
     shape = SHAPES[shape_name]
-    model, processor, text, frames, completion_ids = _build(shape, family, device)
+    model, processor, text, frames, completion_ids = build_model_and_video(shape, family, device)
     completion_ids = completion_ids.to(device)
-    prompt_inputs = _process(processor, text, frames)
+    prompt_inputs = process_video(processor, text, frames)
     mask = torch.ones_like(completion_ids, dtype=torch.bool)
     generator = torch.Generator().manual_seed(0)
     attributor = KeyTokenAttributor(model, processor, seed=0)
@@ -192,7 +192,7 @@ def run_child(method: str, shape_name: str, family: str, device: str) -> dict:
             return naive_scores(model, processor, text, frames, completion_ids, prompt_inputs, generator)
         return attributor.score(prompt_inputs, completion_ids, mask)
 
-    with _PeakMemory(device) as memory:
+    with PeakMemory(device) as memory:
         scores = once()  # the first run, also the warm-up, measures the peak
     logps = scores["logps"].float().cpu()
     times = []
@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller shape that runs in under a minute")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--family", default="qwen2_5_vl", choices=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"))
-    parser.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if cuda_available() else "cpu")
     parser.add_argument("--child", choices=("naive", "ours"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     shape_name = "quick" if args.quick else "full"
@@ -280,7 +280,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def _cuda_available() -> bool:
+def cuda_available() -> bool:
     try:
         import torch
 

@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attribution import SHAPES, _build, _cuda_available, _PeakMemory  # noqa: E402
+from attribution import SHAPES, PeakMemory, build_model_and_video, cuda_available  # noqa: E402
 
 PRESETS = ("grpo", "video_ktr")
 LORA_RUN = "video_ktr_lora"  # --lora: video_ktr with LoRA adapters (use_peft) instead of full fine-tuning
@@ -66,7 +66,7 @@ def write_inputs(directory: Path, shape_name: str) -> tuple[Path, Path]:
     import numpy as np
 
     shape = SHAPES[shape_name]
-    model, processor, _, frames, _ = _build(shape, "qwen2_5_vl", "cpu")
+    model, processor, _, frames, _ = build_model_and_video(shape, "qwen2_5_vl", "cpu")
     model_dir = directory / "model"
     model.save_pretrained(model_dir)
     processor.save_pretrained(model_dir)
@@ -129,7 +129,7 @@ def run_child(args: argparse.Namespace) -> dict:
     before_trainer = _current_bytes(args.device)  # the reference copy (full fine-tuning) comes after
     trainer = VideoGRPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=processor,
                                callbacks=[StepClock()])
-    with _PeakMemory(args.device) as memory:
+    with PeakMemory(args.device) as memory:
         trainer.train()
     measured = [entry for entry in trainer.state.log_history if "time/generation_s" in entry][1:]
 
@@ -149,7 +149,7 @@ def run_child(args: argparse.Namespace) -> dict:
 def _current_bytes(device: str) -> int:
     import torch
 
-    return torch.cuda.memory_allocated() if device.startswith("cuda") else _PeakMemory._rss()
+    return torch.cuda.memory_allocated() if device.startswith("cuda") else PeakMemory._rss()
 
 
 def summarise(rounds: list[dict]) -> dict:
@@ -179,7 +179,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each (backend, preset), alternating presets")
     parser.add_argument("--lora", action="store_true",
                         help="also video_ktr with LoRA adapters (use_peft) on the hf backend, against full fine-tuning")
-    parser.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if cuda_available() else "cpu")
     parser.add_argument("--backends", nargs="+", default=None, choices=("hf", "vllm"),
                         help="default: hf, and vllm when its environment exists")
     parser.add_argument("--vllm_python", default=str(DEFAULT_VLLM_PYTHON), help="the engine environment's Python")

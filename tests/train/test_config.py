@@ -91,6 +91,8 @@ def test_keyword_overrides_for_library_use(tmp_path):
         (["--loss_type", "dapo", "--loss_aggregation", "token_mean"],
          "loss_type='dapo' is loss_aggregation='token_mean_global', but loss_aggregation='token_mean' is set too"),
         (["--on_bad_sample", "ignore"], "on_bad_sample='ignore' is not allowed; choose one of: skip, raise"),
+        (["--encoder_chunk_groups", "0"], "encoder_chunk_groups=0 must be a positive integer"),
+        (["--prefill_chunk_tokens", "-5"], "prefill_chunk_tokens=-5 must be a positive integer"),
     ],
 )
 def test_errors_name_the_key_and_the_allowed_values(argv, message, out):

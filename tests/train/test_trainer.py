@@ -453,15 +453,17 @@ def test_the_mass_rule_sets_each_groups_share_within_its_floor_and_cap(tiny_mode
         build_trainer(tiny_model_dir, dataset_file, tmp_path / "grpo", "--preset", "grpo", "--ktr_ratio_rule", "mass")
 
 
-def test_encoder_chunking_trains_as_the_whole_video_does(tiny_model_dir, dataset_file, tmp_path):
-    """``encoder_chunk_groups``: the policy and the reference encode a video one temporal group
-    at a time, with the same rollout scores and loss as in one call."""
+@pytest.mark.parametrize("setting", ["encoder_chunk_groups", "prefill_chunk_tokens"])
+def test_chunking_trains_as_one_call_does(tiny_model_dir, dataset_file, tmp_path, setting):
+    """``encoder_chunk_groups`` (a video encoded one temporal group at a time) and
+    ``prefill_chunk_tokens`` (prompts prefilled 5 tokens at a time), on the policy and the
+    reference: the same rollout scores, reference log-probs and loss as one call."""
     results = []
-    for chunk in (None, 1):
-        flags = ("--encoder_chunk_groups", str(chunk)) if chunk else ()
+    for chunk in (None, 1 if setting == "encoder_chunk_groups" else 5):
+        flags = (f"--{setting}", str(chunk)) if chunk else ()
         trainer = build_trainer(tiny_model_dir, dataset_file, tmp_path / str(chunk), "--beta", "0.04", *flags)
-        assert get_adapter(trainer.model).encoder_chunk_groups == chunk
-        assert get_adapter(trainer.ref_model).encoder_chunk_groups == chunk
+        assert getattr(get_adapter(trainer.model), setting) == chunk
+        assert getattr(get_adapter(trainer.ref_model), setting) == chunk
         rollouts = fresh_rollouts(trainer)
         results.append((rollouts, trainer.compute_loss(trainer.model, rollouts).item()))
     (whole, whole_loss), (chunked, chunked_loss) = results

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import QwenVLAdapter, set_encoder_chunking
+from .base import QwenVLAdapter, set_encoder_chunking, set_prefill_chunking
 from .loading import ModelLoadError, checkpoint_state_dict, load_local_model
 from .lora import add_lora, base_model, is_peft_model, reference_mode
 from .prompt import TEMPORAL_MODES, VISUAL_MODES
@@ -58,6 +58,7 @@ __all__ = [
     "is_peft_model",
     "reference_mode",
     "set_encoder_chunking",
+    "set_prefill_chunking",
     "ADAPTERS",
     "SUPPORTED_MODEL_TYPES",
     "TEMPORAL_MODES",

@@ -37,17 +37,33 @@ from .prompt import (
 from .root_forward import RootForwardStrategy, needs_root_forward
 
 ENCODER_CHUNK_ATTRIBUTE = "videoktr_encoder_chunk_groups"
+PREFILL_CHUNK_ATTRIBUTE = "videoktr_prefill_chunk_tokens"
+
+
+def _set_model_option(model: torch.nn.Module, attribute: str, value: int | None, what: str) -> None:
+    # Kept on the (base) model, since adapters are built per call (``get_adapter``).
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{what} must be a positive int or None, got {value!r}")
+    setattr(base_model(model), attribute, value)
 
 
 def set_encoder_chunking(model: torch.nn.Module, groups: int | None) -> None:
     """Every adapter built for ``model`` from now on runs the vision encoder over a video
     ``groups`` temporal groups at a time (None: the whole video in one call). Exact (see
     ``QwenVLAdapter._encode_video_in_chunks``); it bounds the encoder's activation memory on long
-    videos. Kept on the model, since adapters are built per call (``get_adapter``). The
-    root-forward strategy (FSDP, ZeRO-3) encodes inside the wrapped forward and does not chunk."""
-    if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
-        raise ValueError(f"encoder chunk groups must be a positive int or None, got {groups!r}")
-    setattr(base_model(model), ENCODER_CHUNK_ATTRIBUTE, groups)
+    videos. The root-forward strategy (FSDP, ZeRO-3) encodes inside the wrapped forward and does
+    not chunk."""
+    _set_model_option(model, ENCODER_CHUNK_ATTRIBUTE, groups, "encoder chunk groups")
+
+
+def set_prefill_chunking(model: torch.nn.Module, tokens: int | None) -> None:
+    """Every adapter built for ``model`` from now on runs a prompt through the decoder ``tokens``
+    tokens at a time, each chunk attending to the KV cache of those before it (None: the whole
+    prompt in one call). Equal to one call up to floating-point rounding (the same attention,
+    computed in blocks); it bounds the decoder's activations and attention scores by the chunk
+    instead of the prompt, which on a long video is most of the memory beyond the KV cache. The
+    root-forward strategy (FSDP, ZeRO-3) runs the prompt in one call."""
+    _set_model_option(model, PREFILL_CHUNK_ATTRIBUTE, tokens, "prefill chunk tokens")
 
 
 class QwenVLAdapter:
@@ -79,6 +95,8 @@ class QwenVLAdapter:
         self.encoder_calls = 0
         #: temporal groups per vision-encoder call on a video (``set_encoder_chunking``).
         self.encoder_chunk_groups: int | None = getattr(model, ENCODER_CHUNK_ATTRIBUTE, None)
+        #: prompt tokens per decoder call when a prompt is prefilled (``set_prefill_chunking``).
+        self.prefill_chunk_tokens: int | None = getattr(model, PREFILL_CHUNK_ATTRIBUTE, None)
         self.root_forward = needs_root_forward(model) if root_forward is None else bool(root_forward)
 
     # ------------------------------------------------------------------ strategy
@@ -209,6 +227,27 @@ class QwenVLAdapter:
         deepstack = getattr(output, "deepstack_features", None)
         if deepstack is not None:
             fields["deepstack_features"] = [tuple(transform(item) for item in layer) for layer in deepstack]
+        return type(output)(**fields)
+
+    @staticmethod
+    def feature_rows(output, start: int, stop: int):
+        """An encoder output holding rows ``[start, stop)`` of its items' concatenation (the
+        features of the prompt's ``start``-th to ``stop``-th placeholder token), as views of the
+        items they lie in: a prefill chunk's share of the features, with nothing copied."""
+
+        def rows(items) -> tuple:
+            taken, offset = [], 0
+            for item in items:
+                low, high = max(start - offset, 0), min(stop - offset, item.shape[0])
+                if low < high:
+                    taken.append(item[low:high])
+                offset += item.shape[0]
+            return tuple(taken)
+
+        fields = {"pooler_output": rows(output.pooler_output)}
+        deepstack = getattr(output, "deepstack_features", None)
+        if deepstack is not None:
+            fields["deepstack_features"] = [rows(layer) for layer in deepstack]
         return type(output)(**fields)
 
     # ------------------------------------------------------------------ variants

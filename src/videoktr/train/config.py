@@ -234,6 +234,11 @@ class VideoGRPOConfig(TrainingArguments):
         metadata={"help": "temporal groups per vision-encoder call on a video (exact; bounds the encoder's memory "
                           "on long videos); unset: the whole video in one call"},
     )
+    prefill_chunk_tokens: int | None = field(
+        default=None,
+        metadata={"help": "prompt tokens per decoder call when a prompt is prefilled for scoring and for the loss "
+                          "(equal up to rounding; bounds activation memory on long videos); unset: one call"},
+    )
     score_in_loss_forward: bool = field(
         default=True,
         metadata={"help": "take the real input's log-probs, entropy and gradient weights from the loss's own forward "
@@ -339,9 +344,10 @@ class VideoGRPOConfig(TrainingArguments):
                 raise ConfigError(f"lora_r={self.lora_r!r} must be a positive integer")
             if not 0.0 <= self.lora_dropout < 1.0:
                 raise ConfigError(f"lora_dropout={self.lora_dropout!r} must be in [0, 1)")
-        if self.encoder_chunk_groups is not None and (not isinstance(self.encoder_chunk_groups, int)
-                                                      or self.encoder_chunk_groups < 1):
-            raise ConfigError(f"encoder_chunk_groups={self.encoder_chunk_groups!r} must be a positive integer")
+        for name in ("encoder_chunk_groups", "prefill_chunk_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name}={value!r} must be a positive integer")
         positive_ints = ("num_generations", "max_completion_length", "num_iterations", "num_shuffles",
                          "attribution_chunk_size", "min_frames", "max_frames")
         for key in positive_ints:

@@ -61,6 +61,7 @@ from ..models import (
     is_peft_model,
     reference_mode,
     set_encoder_chunking,
+    set_prefill_chunking,
     vision_parameters,
 )
 from ..rewards import compute_rewards, load_reward_function
@@ -75,6 +76,12 @@ from .checkpoints import CheckpointMixin
 from .config import ConfigError, VideoGRPOConfig, check_fsdp_plugin
 from .guards import NonFiniteUpdateGuard
 from .sampler import RepeatBatchSampler, identity_collate
+
+
+def _set_chunking(model: torch.nn.Module, args: VideoGRPOConfig) -> None:
+    """The long-video settings on a model the trainer runs (policy and reference alike)."""
+    set_encoder_chunking(model, args.encoder_chunk_groups)
+    set_prefill_chunking(model, args.prefill_chunk_tokens)
 
 
 class VideoGRPOTrainer(CheckpointMixin, Trainer):
@@ -112,12 +119,12 @@ class VideoGRPOTrainer(CheckpointMixin, Trainer):
         if args.freeze_vision_encoder:  # before the reference copy and the optimizer see the flags
             for parameter in vision_parameters(model):
                 parameter.requires_grad_(False)
-        set_encoder_chunking(model, args.encoder_chunk_groups)  # before the reference copy inherits it
+        _set_chunking(model, args)  # before the reference copy inherits it
         # With LoRA the reference is the policy with its adapters off (_reference_logps): no copy.
         if ref_model is None and args.beta > 0 and not is_peft_model(model):
             ref_model = copy.deepcopy(model)
         if ref_model is not None:
-            set_encoder_chunking(ref_model, args.encoder_chunk_groups)
+            _set_chunking(ref_model, args)
             ref_model.eval().requires_grad_(False)
         super().__init__(
             model=model,

@@ -1,0 +1,196 @@
+"""Peak memory and time of attribution on long videos: 16, 64 and 256 frames.
+
+    python benchmarks/long_video.py                 # a table
+    python benchmarks/long_video.py --json          # one JSON object
+    python benchmarks/long_video.py --frames 16 64  # other lengths
+    python benchmarks/long_video.py --quick         # a smaller model and 8/16/32 frames
+
+For each length, ``KeyTokenAttributor.score`` on one video prompt and G completions (the real
+log-probs, entropy, visual and temporal deltas), each run in its own process so that its peak
+memory is its own (``benchmarks/attribution.py``'s ``PeakMemory``: RSS sampled every
+millisecond on CPU, ``max_memory_allocated`` on CUDA, above the level once the model and the
+processed video exist). Three ways:
+
+* naive — the official trainer's computation (``benchmarks/attribution.py``'s
+  ``naive_scores``): full forwards over ``[G, prompt + completion]`` keeping every position's
+  logits, so its memory grows with frames x G x vocabulary. Skipped above ``--naive_max_frames``
+  (default 64), where it would not fit this machine; the table says so.
+* ours — ``KeyTokenAttributor.score`` with the library's defaults.
+* long — the same with the long-video settings: the vision encoder over ``--encoder_chunk_groups``
+  temporal groups at a time, the prompt prefix in chunks of ``--prefill_chunk_tokens`` tokens.
+
+Also printed, per length: the physical floor, i.e. the memory that must exist however the
+passes run: the prompt's KV cache (layers x 2 x KV heads x head size x prompt tokens x bytes)
+and the encoder's output (video tokens x hidden size x bytes, times the deepstack layers + 1
+on Qwen3-VL). ``above_floor_mb`` is the peak minus that floor; the target is that it stays flat
+as frames grow. On CPU, ``MALLOC_MMAP_THRESHOLD_`` is fixed at 1 MiB in each child, so that
+freed buffers leave the resident set (see ``benchmarks/step.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attribution import (  # noqa: E402
+    SHAPES,
+    PeakMemory,
+    build_model_and_video,
+    cuda_available,
+    naive_scores,
+    process_video,
+)
+
+METHODS = ("naive", "ours", "long")
+# The attribution benchmark's model (~28M parameters, a 32k vocabulary) on square 224x224
+# frames: 64 video tokens per temporal group of 2 frames, so 256 frames are 8,192 video tokens.
+SHAPE = {**SHAPES["full"], "height": 224, "width": 224}
+QUICK_SHAPE = {**SHAPES["quick"], "height": 112, "width": 112}
+
+
+def floor_bytes(model, prompt_tokens: int, video_tokens: int, dtype_bytes: int) -> dict:
+    """The KV cache of the prompt and the encoder's output, in bytes."""
+    text = model.config.text_config
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    kv = text.num_hidden_layers * 2 * text.num_key_value_heads * head_dim * prompt_tokens * dtype_bytes
+    deepstack = len(getattr(model.config.vision_config, "deepstack_visual_indexes", None) or ())
+    encoder = (deepstack + 1) * video_tokens * text.hidden_size * dtype_bytes
+    return {"kv_cache": kv, "encoder_output": encoder}
+
+
+def run_child(method: str, shape: dict, frames: int, family: str, device: str, settings: dict) -> dict:
+    import torch
+
+    from videoktr import KeyTokenAttributor
+
+    torch.set_grad_enabled(False)
+    shape = {**shape, "frames": frames}
+    model, processor, text, video, completion_ids = build_model_and_video(shape, family, device)
+    completion_ids = completion_ids.to(device)
+    prompt_inputs = process_video(processor, text, video)
+    mask = torch.ones_like(completion_ids, dtype=torch.bool)
+    if method == "long":
+        from videoktr.models import set_encoder_chunking, set_prefill_chunking
+
+        set_encoder_chunking(model, settings["encoder_chunk_groups"])
+        set_prefill_chunking(model, settings["prefill_chunk_tokens"])
+    attributor = KeyTokenAttributor(model, processor, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    with PeakMemory(device) as memory:
+        if method == "naive":
+            scores = naive_scores(model, processor, text, video, completion_ids, prompt_inputs, generator)
+        else:
+            scores = attributor.score(prompt_inputs, completion_ids, mask)
+    seconds = time.perf_counter() - start
+    prompt_tokens = int(prompt_inputs["input_ids"].shape[1])
+    video_tokens = int((prompt_inputs["input_ids"] == model.config.video_token_id).sum())
+    floor = floor_bytes(model, prompt_tokens, video_tokens, next(model.parameters()).element_size())
+    return {
+        "seconds": seconds,
+        "peak_mb": memory.peak_mb,
+        "kv_cache_mb": floor["kv_cache"] / 2**20,
+        "encoder_output_mb": floor["encoder_output"] / 2**20,
+        "prompt_tokens": prompt_tokens,
+        "video_tokens": video_tokens,
+        "logps": scores["logps"].float().cpu().tolist(),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--quick", action="store_true", help="a smaller model and 8/16/32 frames")
+    parser.add_argument("--frames", type=int, nargs="+", help="video lengths (default 16 64 256; quick 8 16 32)")
+    parser.add_argument("--naive_max_frames", type=int, default=64,
+                        help="run the naive way up to this many frames (its logits grow with frames x vocabulary)")
+    parser.add_argument("--encoder_chunk_groups", type=int, default=8)
+    parser.add_argument("--prefill_chunk_tokens", type=int, default=1024)
+    parser.add_argument("--family", default="qwen2_5_vl", choices=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"))
+    parser.add_argument("--device", default="cuda" if cuda_available() else "cpu")
+    parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    shape = QUICK_SHAPE if args.quick else SHAPE
+    frame_counts = args.frames or ([8, 16, 32] if args.quick else [16, 64, 256])
+    settings = {"encoder_chunk_groups": args.encoder_chunk_groups, "prefill_chunk_tokens": args.prefill_chunk_tokens}
+
+    if args.child:
+        print(json.dumps(run_child(args.child, shape, frame_counts[0], args.family, args.device, settings)))
+        return 0
+
+    environment = dict(os.environ)
+    if args.device == "cpu":
+        environment["MALLOC_MMAP_THRESHOLD_"] = str(2**20)
+    rows = []
+    for frames in frame_counts:
+        row = {"frames": frames}
+        for method in METHODS:
+            if method == "naive" and frames > args.naive_max_frames:
+                row["naive"] = None
+                continue
+            command = [sys.executable, __file__, "--child", method, "--frames", str(frames), "--family", args.family,
+                       "--device", args.device, "--encoder_chunk_groups", str(args.encoder_chunk_groups),
+                       "--prefill_chunk_tokens", str(args.prefill_chunk_tokens)]
+            if args.quick:
+                command.append("--quick")
+            if not args.json:
+                print(f"running {method} at {frames} frames ...", file=sys.stderr, flush=True)
+            completed = subprocess.run(command, capture_output=True, text=True, env=environment)
+            if completed.returncode != 0:
+                sys.stderr.write(completed.stderr)
+                return completed.returncode
+            row[method] = json.loads(completed.stdout.strip().splitlines()[-1])
+        rows.append(row)
+
+    import torch
+
+    summary = {"family": args.family, "device": args.device, "completions": shape["completions"],
+               "completion_length": shape["completion_length"], **settings, "lengths": []}
+    for row in rows:
+        ours = row["ours"]
+        floor_mb = ours["kv_cache_mb"] + ours["encoder_output_mb"]
+        entry = {"frames": row["frames"], "prompt_tokens": ours["prompt_tokens"], "video_tokens": ours["video_tokens"],
+                 "kv_cache_mb": round(ours["kv_cache_mb"], 1), "floor_mb": round(floor_mb, 1)}
+        for method in METHODS:
+            result = row.get(method)
+            if result is None:
+                entry[f"{method}_peak_mb"] = entry[f"{method}_above_floor_mb"] = entry[f"{method}_s"] = None
+                continue
+            entry[f"{method}_peak_mb"] = round(result["peak_mb"], 1)
+            entry[f"{method}_above_floor_mb"] = round(result["peak_mb"] - floor_mb, 1)
+            entry[f"{method}_s"] = round(result["seconds"], 2)
+        reference = torch.tensor(ours["logps"])
+        entry["long_max_logps_diff"] = (torch.tensor(row["long"]["logps"]) - reference).abs().max().item()
+        if row.get("naive") is not None:
+            entry["naive_max_logps_diff"] = (torch.tensor(row["naive"]["logps"]) - reference).abs().max().item()
+        summary["lengths"].append(entry)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{args.family} random model on {args.device}: {shape['completions']} completions of "
+          f"{shape['completion_length']} tokens; long = encoder in chunks of {args.encoder_chunk_groups} groups, "
+          f"prefix in chunks of {args.prefill_chunk_tokens} tokens")
+    header = f"{'frames':>7}{'prompt':>8}{'floor MB':>10}"
+    for method in METHODS:
+        header += f"{method + ' MB':>12}{'above':>9}{'s':>8}"
+    print(header)
+    for entry in summary["lengths"]:
+        line = f"{entry['frames']:>7}{entry['prompt_tokens']:>8}{entry['floor_mb']:>10.1f}"
+        for method in METHODS:
+            if entry[f"{method}_peak_mb"] is None:
+                line += f"{'skipped':>12}{'':>9}{'':>8}"
+            else:
+                line += (f"{entry[f'{method}_peak_mb']:>12.1f}{entry[f'{method}_above_floor_mb']:>9.1f}"
+                         f"{entry[f'{method}_s']:>8.2f}")
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
