@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -173,6 +174,25 @@ def test_seek_path_returns_the_indexed_frames(numbered_clip, monkeypatch, fps, m
     video = decode_video(numbered_clip, fps=fps, max_frames=max_frames)
     assert video.total_frames == 150 and video.source_fps == 24.0
     assert video.frame_indices == sample_frame_indices(150, 24.0, fps, 4, max_frames)
+    assert _decoded_source_indices(video) == [i % 56 for i in video.frame_indices]
+
+
+def test_every_seek_starts_decoding_at_the_wanted_keyframe(numbered_clip, monkeypatch):
+    # Not a GOP early: seeking a B-frame stream by a keyframe's dts lands on the keyframe
+    # before it in this FFmpeg's MP4 demuxer, which doubled the frames decoded.
+    monkeypatch.setattr(video_module, "_decode_sequentially", _no_fallback)
+    seeks = []
+    real_seek = video_module._seek_to_keyframe
+
+    def recording(container, stream, keyframe, keyframe_dts):
+        decoder = real_seek(container, stream, keyframe, keyframe_dts)
+        first = next(decoder)
+        seeks.append((keyframe, first.pts))
+        return itertools.chain([first], decoder)
+
+    monkeypatch.setattr(video_module, "_seek_to_keyframe", recording)
+    video = decode_video(numbered_clip, fps=1.0, max_frames=6)  # 6 frames 25 apart, GOPs of 7
+    assert len(seeks) >= 4 and all(first == keyframe for keyframe, first in seeks)
     assert _decoded_source_indices(video) == [i % 56 for i in video.frame_indices]
 
 

@@ -14,11 +14,12 @@ presentation timestamp (pts). Frame ``i`` of the clip is the packet with the ``i
 pts, so ``total_frames`` and the indices are exact for any container, including those whose
 header frame count is missing or wrong. The decode pass then visits the sampled frames in order;
 whenever the last keyframe shown at or before the next wanted frame lies beyond the last decoded
-frame, it seeks to that keyframe (by its decode timestamp, see ``_StreamIndex``) instead of
-decoding through the gap. Every returned frame is checked to carry exactly the wanted pts; if a
-stream defeats that (missing or duplicate pts, a seek that lands past the frame, a decoder that
-drops it), decoding falls back to a plain sequential pass that numbers frames as the decoder
-emits them, so the indices stay exact either way.
+frame, it seeks to that keyframe (by its pts, else its dts: ``_seek_to_keyframe``) instead
+of decoding through the gap, so a sparse sample of a long video decodes a small part of it.
+Every returned frame is checked to carry exactly the wanted pts; if a stream defeats that
+(missing or duplicate pts, a seek that lands past the frame, a decoder that drops it),
+decoding falls back to a plain sequential pass that numbers frames as the decoder emits them,
+so the indices stay exact either way.
 
 Timing convention, shared with the Qwen processors (``transformers.video_utils.VideoMetadata``):
 frame ``i`` is shown at ``i / source_fps`` seconds, and a clip lasts
@@ -30,9 +31,10 @@ processors themselves use.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,9 +199,8 @@ class _StreamIndex:
     packet_count: int
     presentation_pts: list[int] | None  # sorted; None when pts are missing or repeated
     keyframe_pts: list[int]  # sorted
-    # Where to seek to start decoding at a keyframe: min(pts, dts). Demuxers index MP4 samples by
-    # decode time, so seeking to a keyframe's pts can land on the *next* keyframe when B-frames
-    # reorder (its dts may be <= this one's pts); its dts lands on it or on an earlier keyframe.
+    # Each keyframe's min(pts, dts): where to seek if seeking to its pts lands past it
+    # (``_seek_to_keyframe``).
     keyframe_seek_ts: dict[int, int]
 
 
@@ -287,6 +288,31 @@ def _to_tensor(frame: av.VideoFrame, size: tuple[int, int] | None) -> torch.Tens
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
 
 
+def _seek_to_keyframe(container, stream, keyframe: int, keyframe_dts: int) -> Iterator[av.VideoFrame]:
+    """A decoder whose first frame is the keyframe shown at pts ``keyframe``.
+
+    Demuxers differ in what a seek timestamp means: MP4 in this FFmpeg indexes samples by
+    presentation time, so seeking to a B-frame stream's keyframe by its (earlier) dts lands on
+    the keyframe *before*, and every seek would decode a whole GOP for nothing (measured: 7,095
+    frames decoded to sample 64 of a 5,892-frame clip); a demuxer indexing by decode time could
+    land on the *next* keyframe when seeking by pts. So: seek by pts; if that lands past the
+    keyframe, seek by its dts; if the decoder still does not start at the keyframe itself, the
+    frames it gives are still correct (they are checked by pts) but waste work.
+    """
+    for timestamp in dict.fromkeys((keyframe, keyframe_dts)):
+        try:
+            container.seek(timestamp, stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:  # a format that cannot seek
+            raise _FastPathFailed from exc
+        decoder = container.decode(stream)
+        first = next(decoder, None)
+        if first is None:
+            raise _FastPathFailed  # the stream ended
+        if first.pts is not None and first.pts <= keyframe:
+            return itertools.chain([first], decoder)
+    raise _FastPathFailed  # both seeks landed past the keyframe
+
+
 def _decode_by_seeking(
     path: Path, index: _StreamIndex, frame_indices: list[int]
 ) -> list[torch.Tensor]:
@@ -311,17 +337,10 @@ def _decode_by_seeking(
             seek_ahead = keyframe is not None and position is not None and keyframe > position
             if decoder is None or seek_ahead:
                 if keyframe is not None and keyframe > first_pts:
-                    try:
-                        container.seek(
-                            index.keyframe_seek_ts[keyframe],
-                            stream=stream,
-                            backward=True,
-                            any_frame=False,
-                        )
-                    except av.error.FFmpegError as exc:  # a format that cannot seek
-                        raise _FastPathFailed from exc
+                    decoder = _seek_to_keyframe(container, stream, keyframe, index.keyframe_seek_ts[keyframe])
                     just_sought = True
-                decoder = container.decode(stream)
+                else:
+                    decoder = container.decode(stream)
             found = None
             for frame in decoder:
                 if frame.pts is None or (just_sought and frame.pts > target):
