@@ -19,6 +19,12 @@ processed video exist). Three ways:
 * long — the same with the long-video settings: the vision encoder over ``--encoder_chunk_groups``
   temporal groups at a time, the prompt prefix in chunks of ``--prefill_chunk_tokens`` tokens.
 
+Decoding (``--decode_clip``, by default the shared 22 s clip when it is there): the clip
+re-encoded ``--decode_loops`` times into one long H.264 file (x264's default GOP), then
+``decode_video(fps=2, max_frames=N)`` for each length N, which seeks to the keyframe before each
+sampled frame, against decoding every frame in order and keeping the same N (each the median
+of 3 runs).
+
 Also printed, per length: the physical floor, i.e. the memory that must exist however the
 passes run: the prompt's KV cache (layers x 2 x KV heads x head size x prompt tokens x bytes)
 and the encoder's output (video tokens x hidden size x bytes, times the deepstack layers + 1
@@ -34,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +55,7 @@ from attribution import (  # noqa: E402
 )
 
 METHODS = ("naive", "ours", "long")
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clip_640x360_22s.mp4"
 # The attribution benchmark's model (~28M parameters, a 32k vocabulary) on square 224x224
 # frames: 64 video tokens per temporal group of 2 frames, so 256 frames are 8,192 video tokens.
 SHAPE = {**SHAPES["full"], "height": 224, "width": 224}
@@ -62,6 +70,67 @@ def floor_bytes(model, prompt_tokens: int, video_tokens: int, dtype_bytes: int) 
     deepstack = len(getattr(model.config.vision_config, "deepstack_visual_indexes", None) or ())
     encoder = (deepstack + 1) * video_tokens * text.hidden_size * dtype_bytes
     return {"kv_cache": kv, "encoder_output": encoder}
+
+
+def write_long_clip(source: Path, loops: int, path: Path) -> Path:
+    """``source`` re-encoded ``loops`` times in a row into one H.264 file (not remuxed: a real
+    encoder's keyframes and B-frames, over the whole length)."""
+    import av
+
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        rate, width, height = stream.average_rate, stream.codec_context.width, stream.codec_context.height
+        frames = [frame.to_ndarray(format="yuv420p") for frame in container.decode(stream)]
+    with av.open(str(path), "w") as output:
+        stream = output.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast"}
+        for _ in range(loops):
+            for array in frames:
+                output.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="yuv420p")))
+        output.mux(stream.encode())
+    return path
+
+
+def decode_timings(clip: Path, frame_counts: list[int]) -> dict:
+    """Seconds to sample each count of frames by seeking (``decode_video``) and by decoding
+    every frame in order, on ``clip``."""
+    import statistics
+
+    import av
+
+    from videoktr.data.video import decode_video
+
+    def median_seconds(run) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return round(statistics.median(times), 3)
+
+    def in_order(indices: set[int]) -> None:
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for number, frame in enumerate(container.decode(stream)):
+                if number in indices:
+                    frame.to_ndarray(format="rgb24")
+
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        packets = [packet for packet in container.demux(stream) if packet.size]
+        seconds = float(stream.duration * stream.time_base) if stream.duration else None
+    out = {"clip_seconds": seconds, "clip_frames": len(packets),
+           "keyframes": sum(packet.is_keyframe for packet in packets), "lengths": []}
+    for count in frame_counts:
+        indices = decode_video(clip, fps=2.0, max_frames=count).frame_indices
+        out["lengths"].append({
+            "frames": len(indices),
+            "by_seeking_s": median_seconds(lambda: decode_video(clip, fps=2.0, max_frames=count)),
+            "in_order_s": median_seconds(lambda: in_order(set(indices))),
+        })
+    return out
 
 
 def run_child(method: str, shape: dict, frames: int, family: str, device: str, settings: dict) -> dict:
@@ -112,6 +181,9 @@ def main(argv=None) -> int:
                         help="run the naive way up to this many frames (its logits grow with frames x vocabulary)")
     parser.add_argument("--encoder_chunk_groups", type=int, default=8)
     parser.add_argument("--prefill_chunk_tokens", type=int, default=1024)
+    parser.add_argument("--decode_clip", type=Path, default=DEFAULT_CLIP,
+                        help="a video to loop into a long clip for the decoding timings (skipped if missing)")
+    parser.add_argument("--decode_loops", type=int, help="how many times to loop it (default 12; quick 2)")
     parser.add_argument("--family", default="qwen2_5_vl", choices=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"))
     parser.add_argument("--device", default="cuda" if cuda_available() else "cpu")
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
@@ -170,6 +242,16 @@ def main(argv=None) -> int:
         if row.get("naive") is not None:
             entry["naive_max_logps_diff"] = (torch.tensor(row["naive"]["logps"]) - reference).abs().max().item()
         summary["lengths"].append(entry)
+    summary["decode"] = None
+    if args.decode_clip.is_file():
+        if not args.json:
+            print(f"decoding {args.decode_clip} looped ...", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory() as directory:
+            loops = args.decode_loops or (2 if args.quick else 12)
+            clip = write_long_clip(args.decode_clip, loops, Path(directory) / "long.mp4")
+            summary["decode"] = decode_timings(clip, frame_counts)
+    elif not args.json:
+        print(f"no clip at {args.decode_clip}: decoding not timed", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -189,6 +271,13 @@ def main(argv=None) -> int:
                 line += (f"{entry[f'{method}_peak_mb']:>12.1f}{entry[f'{method}_above_floor_mb']:>9.1f}"
                          f"{entry[f'{method}_s']:>8.2f}")
         print(line)
+    decode = summary["decode"]
+    if decode is not None:
+        print(f"decoding a {decode['clip_seconds']:.0f} s clip of {decode['clip_frames']} frames, "
+              f"{decode['keyframes']} keyframes: sampling at 2 fps up to N frames")
+        print(f"{'frames':>7}{'seeking s':>11}{'in order s':>12}")
+        for entry in decode["lengths"]:
+            print(f"{entry['frames']:>7}{entry['by_seeking_s']:>11.3f}{entry['in_order_s']:>12.3f}")
     return 0
 
 
