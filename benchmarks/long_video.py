@@ -1,23 +1,27 @@
-"""Peak memory and time of attribution on long videos: 16, 64 and 256 frames.
+"""Peak memory and time of attribution and of the loss's pass on long videos: 16, 64, 256 frames.
 
     python benchmarks/long_video.py                 # a table
     python benchmarks/long_video.py --json          # one JSON object
     python benchmarks/long_video.py --frames 16 64  # other lengths
     python benchmarks/long_video.py --quick         # a smaller model and 8/16/32 frames
 
-For each length, ``KeyTokenAttributor.score`` on one video prompt and G completions (the real
-log-probs, entropy, visual and temporal deltas), each run in its own process so that its peak
-memory is its own (``benchmarks/attribution.py``'s ``PeakMemory``: RSS sampled every
+For each length, one video prompt and G completions, each (pass, way) in its own process so that
+its peak memory is its own (``benchmarks/attribution.py``'s ``PeakMemory``: RSS sampled every
 millisecond on CPU, ``max_memory_allocated`` on CUDA, above the level once the model and the
-processed video exist). Three ways:
+processed video exist). Two passes, each in up to three ways:
 
-* naive — the official trainer's computation (``benchmarks/attribution.py``'s
-  ``naive_scores``): full forwards over ``[G, prompt + completion]`` keeping every position's
-  logits, so its memory grows with frames x G x vocabulary. Skipped above ``--naive_max_frames``
-  (default 64), where it would not fit this machine; the table says so.
-* ours — ``KeyTokenAttributor.score`` with the library's defaults.
-* long — the same with the long-video settings: the vision encoder over ``--encoder_chunk_groups``
-  temporal groups at a time, the prompt prefix in chunks of ``--prefill_chunk_tokens`` tokens.
+* ``score`` — attribution without gradient: the real log-probs, entropy, visual and temporal
+  deltas. ``naive``: the official trainer's computation (``benchmarks/attribution.py``'s
+  ``naive_scores``), full forwards over ``[G, prompt + completion]`` keeping every position's
+  logits, so its memory grows with frames x G x vocabulary; skipped above
+  ``--naive_max_frames`` (default 64), where it would not fit this machine. ``ours``:
+  ``KeyTokenAttributor.score`` with the library's defaults. ``long``: the same with the
+  long-video settings, the vision encoder over ``--encoder_chunk_groups`` temporal groups at a
+  time and the prompt in chunks of ``--prefill_chunk_tokens`` tokens.
+* ``gradient`` — the loss's pass: ``policy_logps`` with gradient and its backward (every
+  parameter trains, so the encoder's activations count), ``ours`` and ``long`` as above.
+
+Each way's real log-probs are compared with ``score:ours``'s (``*_max_logps_diff``).
 
 Decoding (``--decode_clip``, by default the shared 22 s clip when it is there): the clip
 re-encoded ``--decode_loops`` times into one long H.264 file (x264's default GOP), then
@@ -28,9 +32,9 @@ of 3 runs).
 Also printed, per length: the physical floor, i.e. the memory that must exist however the
 passes run: the prompt's KV cache (layers x 2 x KV heads x head size x prompt tokens x bytes)
 and the encoder's output (video tokens x hidden size x bytes, times the deepstack layers + 1
-on Qwen3-VL). ``above_floor_mb`` is the peak minus that floor; the target is that it stays flat
-as frames grow. On CPU, ``MALLOC_MMAP_THRESHOLD_`` is fixed at 1 MiB in each child, so that
-freed buffers leave the resident set (see ``benchmarks/step.py``).
+on Qwen3-VL). ``*_above_floor_mb`` is the peak minus that floor; the target is that it stays
+flat as frames grow. On CPU, ``MALLOC_MMAP_THRESHOLD_`` is fixed at 1 MiB in each child, so
+that freed buffers leave the resident set (see ``benchmarks/step.py``).
 """
 
 from __future__ import annotations
@@ -54,7 +58,9 @@ from attribution import (  # noqa: E402
     process_video,
 )
 
-METHODS = ("naive", "ours", "long")
+# A pass and a way: attribution scoring (no gradient) the official way, ours, ours with the
+# long-video settings; the loss's forward and backward ours and with the long-video settings.
+METHODS = ("score:naive", "score:ours", "score:long", "gradient:ours", "gradient:long")
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clip_640x360_22s.mp4"
 # The attribution benchmark's model (~28M parameters, a 32k vocabulary) on square 224x224
 # frames: 64 video tokens per temporal group of 2 frames, so 256 frames are 8,192 video tokens.
@@ -134,29 +140,40 @@ def decode_timings(clip: Path, frame_counts: list[int]) -> dict:
 
 
 def run_child(method: str, shape: dict, frames: int, family: str, device: str, settings: dict) -> dict:
+    """One way at one length in this process: its peak memory above the loaded model and the
+    processed video, its seconds, and what it computed (the real log-probs) for comparison."""
     import torch
 
     from videoktr import KeyTokenAttributor
+    from videoktr.models import get_adapter
 
-    torch.set_grad_enabled(False)
+    pass_name, way = method.split(":")
     shape = {**shape, "frames": frames}
     model, processor, text, video, completion_ids = build_model_and_video(shape, family, device)
     completion_ids = completion_ids.to(device)
     prompt_inputs = process_video(processor, text, video)
     mask = torch.ones_like(completion_ids, dtype=torch.bool)
-    if method == "long":
+    if way == "long":
         from videoktr.models import set_encoder_chunking, set_prefill_chunking
 
         set_encoder_chunking(model, settings["encoder_chunk_groups"])
         set_prefill_chunking(model, settings["prefill_chunk_tokens"])
     attributor = KeyTokenAttributor(model, processor, seed=0)
+    adapter = get_adapter(model)
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     with PeakMemory(device) as memory:
-        if method == "naive":
-            scores = naive_scores(model, processor, text, video, completion_ids, prompt_inputs, generator)
+        if pass_name == "gradient":  # the loss's forward and backward: parameter gradients count
+            logps = adapter.policy_logps(model, adapter.prepare(prompt_inputs), completion_ids, chunk_size=1024)
+            logps.sum().backward()
+            logps = logps.detach()
         else:
-            scores = attributor.score(prompt_inputs, completion_ids, mask)
+            with torch.no_grad():
+                if way == "naive":
+                    scores = naive_scores(model, processor, text, video, completion_ids, prompt_inputs, generator)
+                else:
+                    scores = attributor.score(prompt_inputs, completion_ids, mask)
+            logps = scores["logps"]
     seconds = time.perf_counter() - start
     prompt_tokens = int(prompt_inputs["input_ids"].shape[1])
     video_tokens = int((prompt_inputs["input_ids"] == model.config.video_token_id).sum())
@@ -168,7 +185,7 @@ def run_child(method: str, shape: dict, frames: int, family: str, device: str, s
         "encoder_output_mb": floor["encoder_output"] / 2**20,
         "prompt_tokens": prompt_tokens,
         "video_tokens": video_tokens,
-        "logps": scores["logps"].float().cpu().tolist(),
+        "logps": logps.float().cpu().tolist(),
     }
 
 
@@ -179,6 +196,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, nargs="+", help="video lengths (default 16 64 256; quick 8 16 32)")
     parser.add_argument("--naive_max_frames", type=int, default=64,
                         help="run the naive way up to this many frames (its logits grow with frames x vocabulary)")
+    parser.add_argument("--no_gradient", action="store_true", help="skip the gradient pass")
     parser.add_argument("--encoder_chunk_groups", type=int, default=8)
     parser.add_argument("--prefill_chunk_tokens", type=int, default=1024)
     parser.add_argument("--decode_clip", type=Path, default=DEFAULT_CLIP,
@@ -199,12 +217,12 @@ def main(argv=None) -> int:
     environment = dict(os.environ)
     if args.device == "cpu":
         environment["MALLOC_MMAP_THRESHOLD_"] = str(2**20)
+    methods = [method for method in METHODS if not (args.no_gradient and method.startswith("gradient"))]
     rows = []
     for frames in frame_counts:
-        row = {"frames": frames}
-        for method in METHODS:
-            if method == "naive" and frames > args.naive_max_frames:
-                row["naive"] = None
+        row = {}
+        for method in methods:
+            if method == "score:naive" and frames > args.naive_max_frames:
                 continue
             command = [sys.executable, __file__, "--child", method, "--frames", str(frames), "--family", args.family,
                        "--device", args.device, "--encoder_chunk_groups", str(args.encoder_chunk_groups),
@@ -218,29 +236,26 @@ def main(argv=None) -> int:
                 sys.stderr.write(completed.stderr)
                 return completed.returncode
             row[method] = json.loads(completed.stdout.strip().splitlines()[-1])
-        rows.append(row)
+        rows.append((frames, row))
 
     import torch
 
     summary = {"family": args.family, "device": args.device, "completions": shape["completions"],
                "completion_length": shape["completion_length"], **settings, "lengths": []}
-    for row in rows:
-        ours = row["ours"]
+    for frames, row in rows:
+        ours = row["score:ours"]
         floor_mb = ours["kv_cache_mb"] + ours["encoder_output_mb"]
-        entry = {"frames": row["frames"], "prompt_tokens": ours["prompt_tokens"], "video_tokens": ours["video_tokens"],
+        entry = {"frames": frames, "prompt_tokens": ours["prompt_tokens"], "video_tokens": ours["video_tokens"],
                  "kv_cache_mb": round(ours["kv_cache_mb"], 1), "floor_mb": round(floor_mb, 1)}
-        for method in METHODS:
+        for method in methods:
+            key = method.replace(":", "_")
             result = row.get(method)
-            if result is None:
-                entry[f"{method}_peak_mb"] = entry[f"{method}_above_floor_mb"] = entry[f"{method}_s"] = None
-                continue
-            entry[f"{method}_peak_mb"] = round(result["peak_mb"], 1)
-            entry[f"{method}_above_floor_mb"] = round(result["peak_mb"] - floor_mb, 1)
-            entry[f"{method}_s"] = round(result["seconds"], 2)
-        reference = torch.tensor(ours["logps"])
-        entry["long_max_logps_diff"] = (torch.tensor(row["long"]["logps"]) - reference).abs().max().item()
-        if row.get("naive") is not None:
-            entry["naive_max_logps_diff"] = (torch.tensor(row["naive"]["logps"]) - reference).abs().max().item()
+            entry[f"{key}_peak_mb"] = None if result is None else round(result["peak_mb"], 1)
+            entry[f"{key}_above_floor_mb"] = None if result is None else round(result["peak_mb"] - floor_mb, 1)
+            entry[f"{key}_s"] = None if result is None else round(result["seconds"], 2)
+            if result is not None and method != "score:ours":  # the same log-probs, however computed
+                difference = torch.tensor(result["logps"]) - torch.tensor(ours["logps"])
+                entry[f"{key}_max_logps_diff"] = difference.abs().max().item()
         summary["lengths"].append(entry)
     summary["decode"] = None
     if args.decode_clip.is_file():
@@ -255,21 +270,27 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"{args.family} random model on {args.device}: {shape['completions']} completions of "
-          f"{shape['completion_length']} tokens; long = encoder in chunks of {args.encoder_chunk_groups} groups, "
-          f"prefix in chunks of {args.prefill_chunk_tokens} tokens")
+    print_table(summary, methods, args)
+    return 0
+
+
+def print_table(summary: dict, methods: list[str], args) -> None:
+    print(f"{args.family} random model on {args.device}: {summary['completions']} completions of "
+          f"{summary['completion_length']} tokens; long = encoder in chunks of {args.encoder_chunk_groups} groups, "
+          f"prompt in chunks of {args.prefill_chunk_tokens} tokens; MB above the loaded model and video, "
+          f"'above' = above the floor (the prompt's KV cache and the encoder's output)")
     header = f"{'frames':>7}{'prompt':>8}{'floor MB':>10}"
-    for method in METHODS:
-        header += f"{method + ' MB':>12}{'above':>9}{'s':>8}"
+    for method in methods:
+        header += f"{method + ' MB':>18}{'above':>9}{'s':>8}"
     print(header)
     for entry in summary["lengths"]:
         line = f"{entry['frames']:>7}{entry['prompt_tokens']:>8}{entry['floor_mb']:>10.1f}"
-        for method in METHODS:
-            if entry[f"{method}_peak_mb"] is None:
-                line += f"{'skipped':>12}{'':>9}{'':>8}"
+        for method in methods:
+            key = method.replace(":", "_")
+            if entry[f"{key}_peak_mb"] is None:
+                line += f"{'skipped':>18}{'':>9}{'':>8}"
             else:
-                line += (f"{entry[f'{method}_peak_mb']:>12.1f}{entry[f'{method}_above_floor_mb']:>9.1f}"
-                         f"{entry[f'{method}_s']:>8.2f}")
+                line += f"{entry[f'{key}_peak_mb']:>18.1f}{entry[f'{key}_above_floor_mb']:>9.1f}{entry[f'{key}_s']:>8.2f}"
         print(line)
     decode = summary["decode"]
     if decode is not None:
@@ -278,7 +299,6 @@ def main(argv=None) -> int:
         print(f"{'frames':>7}{'seeking s':>11}{'in order s':>12}")
         for entry in decode["lengths"]:
             print(f"{entry['frames']:>7}{entry['by_seeking_s']:>11.3f}{entry['in_order_s']:>12.3f}")
-    return 0
 
 
 if __name__ == "__main__":

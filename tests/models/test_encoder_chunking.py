@@ -65,10 +65,14 @@ def test_chunked_scores_and_gradients_equal_unchunked(family_model):
     set_encoder_chunking(model, 1)
     try:
         out = KeyTokenAttributor(model, processor, seed=3).score(inputs, ids, mask)
+        calls = []
+        handle = model.model.visual.register_forward_pre_hook(lambda *unused: calls.append(1))
         chunked_grads = grads()
+        handle.remove()
     finally:
         set_encoder_chunking(model, None)
         model.zero_grad()
+    assert len(calls) == 2 * 4  # 4 groups, each checkpointed: encoded again in the backward pass
     for name in ("logps", "visual", "temporal", "entropy"):
         torch.testing.assert_close(out[name], expected[name], atol=1e-5, rtol=1e-4, equal_nan=True)
     for name, grad in unchunked_grads.items():

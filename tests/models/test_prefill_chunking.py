@@ -8,7 +8,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingW
 
 from videoktr import KeyTokenAttributor
 from videoktr.models import get_adapter, set_prefill_chunking
-from videoktr.models.cached_prefix import share_cache
+from videoktr.models.cached_prefix import packed_completion_mask, share_cache
 from videoktr.models.tiny import FAMILIES, build_tiny_model
 
 from .test_attribution import make_completions, make_video, process
@@ -66,10 +66,14 @@ def test_chunked_prefill_training_pass_has_the_same_gradients(family_model):
     expected_logps, expected_grads = logps_and_grads()
     set_prefill_chunking(model, 5)
     try:
+        calls, handle = _decoder_calls(model)
         logps, grads = logps_and_grads()
+        handle.remove()
     finally:
         set_prefill_chunking(model, None)
         model.zero_grad()
+    chunks = -(-inputs["input_ids"].shape[1] // 5)
+    assert len(calls) == 2 * chunks + 1  # each chunk checkpointed: run again in the backward pass
     torch.testing.assert_close(logps, expected_logps, atol=1e-5, rtol=1e-4)
     assert any(".visual." in name for name in grads)
     for name, grad in expected_grads.items():
@@ -113,3 +117,39 @@ def test_a_bad_chunk_size_is_refused():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="prefill chunk tokens must be a positive int or None"):
             set_prefill_chunking(model, bad)
+
+
+def test_packed_completion_mask_by_hand():
+    mask = packed_completion_mask(num_completions=2, length=3, prompt_length=2)[0, 0].int()
+    expected = torch.tensor([
+        # prompt  completion 0  completion 1
+        [1, 1,    1, 0, 0,      0, 0, 0],
+        [1, 1,    1, 1, 0,      0, 0, 0],
+        [1, 1,    1, 1, 1,      0, 0, 0],
+        [1, 1,    0, 0, 0,      1, 0, 0],
+        [1, 1,    0, 0, 0,      1, 1, 0],
+        [1, 1,    0, 0, 0,      1, 1, 1],
+    ])
+    assert torch.equal(mask, expected)
+
+
+@pytest.mark.parametrize("implementation", ["eager", "flash_attention_2"])
+def test_packing_follows_the_attention_implementation(implementation):
+    """eager gets the mask as additive scores and packs like sdpa; an attention that takes no
+    arbitrary mask (flash_attention_2, not runnable here) runs the completions as a batch."""
+    model, processor = build_tiny_model("qwen2_5_vl", seed=0)
+    inputs = process(processor, video=make_video(4, frames=8))
+    ids, mask = make_completions(model)
+    expected = KeyTokenAttributor(model, processor, seed=1).score(inputs, ids, mask)
+    set_prefill_chunking(model, 6)
+    strategy = get_adapter(model).strategy
+    assert strategy._packs_completions()
+    if implementation == "eager":
+        model.set_attn_implementation("eager")
+        assert get_adapter(model).strategy._packs_completions()
+        out = KeyTokenAttributor(model, processor, seed=1).score(inputs, ids, mask)
+        for name in ("logps", "visual", "temporal"):
+            torch.testing.assert_close(out[name], expected[name], atol=1e-5, rtol=1e-4, equal_nan=True, msg=name)
+    else:
+        model.model.language_model.config._attn_implementation = implementation
+        assert not get_adapter(model).strategy._packs_completions()

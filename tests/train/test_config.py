@@ -93,6 +93,8 @@ def test_keyword_overrides_for_library_use(tmp_path):
         (["--on_bad_sample", "ignore"], "on_bad_sample='ignore' is not allowed; choose one of: skip, raise"),
         (["--encoder_chunk_groups", "0"], "encoder_chunk_groups=0 must be a positive integer"),
         (["--prefill_chunk_tokens", "-5"], "prefill_chunk_tokens=-5 must be a positive integer"),
+        (["--prefill_chunk_tokens", "512", "--activation_checkpointing", "true"],
+         r"prefill_chunk_tokens checkpoints the prompt chunk by chunk itself, .*set one of them"),
     ],
 )
 def test_errors_name_the_key_and_the_allowed_values(argv, message, out):

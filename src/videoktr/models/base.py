@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from ..core.signals import TokenLogStats, token_log_stats
 from .cached_prefix import CachedPrefixStrategy
@@ -179,15 +180,29 @@ class QwenVLAdapter:
         self.encoder_calls += 1
         chunk = self.encoder_chunk_groups
         if chunk is None or all(int(groups) <= chunk for groups in grid[:, 0]):
-            return self.inner.get_video_features(pixel_values_videos, grid, return_dict=True)
+            return self._decoder_features(self.inner.get_video_features(pixel_values_videos, grid, return_dict=True))
         return self._encode_video_in_chunks(pixel_values_videos, grid, chunk)
+
+    def _decoder_features(self, output):
+        """What the decoder reads of an encoder output (the merged embeddings, Qwen3-VL's
+        deepstack features), without the encoder's last hidden state, which is several times
+        their size and would otherwise live as long as the features do."""
+        return self.map_features(output, lambda item: item)
 
     def _encode_video_in_chunks(self, pixel_values_videos: torch.Tensor, grid: torch.Tensor, chunk: int):
         """The encoder over ``chunk`` temporal groups at a time, its outputs joined: the same
         result as one call, because every family's encoder attends within one temporal group
         (its ``cu_seqlens`` cut at each group; Qwen2.5-VL's windows lie inside a frame) and its
-        positions depend on the group's place in the frame, not on which group it is. Only one
-        chunk's activations exist at once when no gradient is kept."""
+        positions depend on the group's place in the frame, not on which group it is.
+
+        Only one chunk's activations exist at once: without gradient they are freed chunk by
+        chunk; with it (a trained encoder) each chunk is checkpointed, keeping only its output
+        and running it again in the backward pass, one chunk at a time."""
+        video_chunk_features = self._video_chunk_features
+        if torch.is_grad_enabled() and any(parameter.requires_grad for parameter in self.inner.visual.parameters()):
+            def video_chunk_features(pixels, piece_grid):
+                return checkpoint(self._video_chunk_features, pixels, piece_grid, use_reentrant=False)
+
         per_video, start = [], 0
         for groups, height, width in grid.tolist():
             rows = height * width  # patch rows of one temporal group
@@ -196,7 +211,7 @@ class QwenVLAdapter:
                 count = min(chunk, groups - first)
                 piece_grid = torch.tensor([[count, height, width]], dtype=grid.dtype, device=grid.device)
                 pixels = pixel_values_videos[start + first * rows : start + (first + count) * rows]
-                pieces.append(self.inner.get_video_features(pixels, piece_grid, return_dict=True))
+                pieces.append(video_chunk_features(pixels, piece_grid))
             per_video.append(pieces)
             start += groups * rows
         first = per_video[0][0]
@@ -210,10 +225,13 @@ class QwenVLAdapter:
             ]
         return type(first)(**fields)
 
+    def _video_chunk_features(self, pixels: torch.Tensor, grid: torch.Tensor):
+        return self._decoder_features(self.inner.get_video_features(pixels, grid, return_dict=True))
+
     def encode_image(self, pixel_values: torch.Tensor, grid: torch.Tensor):
         """The vision encoder on an image's pixels (counted in ``encoder_calls``)."""
         self.encoder_calls += 1
-        return self.inner.get_image_features(pixel_values, grid, return_dict=True)
+        return self._decoder_features(self.inner.get_image_features(pixel_values, grid, return_dict=True))
 
     def encode(self, prompt: PromptInputs) -> dict:
         """Run the vision encoder once for the prompt's image(s) and video."""

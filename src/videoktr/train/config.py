@@ -236,8 +236,9 @@ class VideoGRPOConfig(TrainingArguments):
     )
     prefill_chunk_tokens: int | None = field(
         default=None,
-        metadata={"help": "prompt tokens per decoder call when a prompt is prefilled for scoring and for the loss "
-                          "(equal up to rounding; bounds activation memory on long videos); unset: one call"},
+        metadata={"help": "long prompts: the prompt runs through the decoder this many tokens at a time, each chunk "
+                          "checkpointed in the loss, and the completions packed into one sequence over its cache "
+                          "(equal up to rounding; bounds memory beyond the KV cache on long videos); unset: one call"},
     )
     score_in_loss_forward: bool = field(
         default=True,
@@ -348,6 +349,10 @@ class VideoGRPOConfig(TrainingArguments):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
+        if self.prefill_chunk_tokens is not None and self.activation_checkpointing:
+            raise ConfigError("prefill_chunk_tokens checkpoints the prompt chunk by chunk itself, while "
+                              "activation_checkpointing makes the loss run [G, prompt + completion] full sequences "
+                              "instead (a KV cache does not survive it); set one of them")
         positive_ints = ("num_generations", "max_completion_length", "num_iterations", "num_shuffles",
                          "attribution_chunk_size", "min_frames", "max_frames")
         for key in positive_ints:
