@@ -457,7 +457,7 @@ def test_the_mass_rule_sets_each_groups_share_within_its_floor_and_cap(tiny_mode
 def test_chunking_trains_as_one_call_does(tiny_model_dir, dataset_file, tmp_path, setting):
     """``encoder_chunk_groups`` (a video encoded one temporal group at a time) and
     ``prefill_chunk_tokens`` (prompts prefilled 5 tokens at a time), on the policy and the
-    reference: the same rollout scores, reference log-probs and loss as one call."""
+    reference: the same rollout scores, reference log-probs, loss and gradients as one call."""
     results = []
     for chunk in (None, 1 if setting == "encoder_chunk_groups" else 5):
         flags = (f"--{setting}", str(chunk)) if chunk else ()
@@ -465,10 +465,16 @@ def test_chunking_trains_as_one_call_does(tiny_model_dir, dataset_file, tmp_path
         assert getattr(get_adapter(trainer.model), setting) == chunk
         assert getattr(get_adapter(trainer.ref_model), setting) == chunk
         rollouts = fresh_rollouts(trainer)
-        results.append((rollouts, trainer.compute_loss(trainer.model, rollouts).item()))
-    (whole, whole_loss), (chunked, chunked_loss) = results
+        loss = trainer.compute_loss(trainer.model, rollouts)
+        loss.backward()
+        grads = {name: p.grad for name, p in trainer.model.named_parameters() if p.grad is not None}
+        results.append((rollouts, loss.item(), grads))
+    (whole, whole_loss, whole_grads), (chunked, chunked_loss, chunked_grads) = results
     for ours, theirs in zip(chunked, whole):
         for name in ours.scores:
             torch.testing.assert_close(ours.scores[name], theirs.scores[name], atol=1e-5, rtol=1e-4, equal_nan=True)
         torch.testing.assert_close(ours.ref_logps, theirs.ref_logps, atol=1e-5, rtol=1e-4)
     assert chunked_loss == pytest.approx(whole_loss, rel=1e-4, abs=1e-6)
+    assert any(".visual." in name for name in chunked_grads)
+    for name, grad in whole_grads.items():  # (a parameter whose gradient is zero may get none from chunks)
+        torch.testing.assert_close(chunked_grads.get(name, torch.zeros_like(grad)), grad, atol=1e-5, rtol=1e-4)
