@@ -196,8 +196,10 @@ class KeyTokenAttributor:
         if "visual" in self.signals:
             out["visual"] = None
             if features:  # a text-only prompt has nothing to remove
-                variant = adapter.visual_counterfactual(prompt, features, self.visual_mode)
-                out["visual"] = adapter.score_completions(variant, completion_ids, **kwargs).logps
+                # No name holds the variant: its zeroed features (a video's size) go with the pass.
+                out["visual"] = adapter.score_completions(
+                    adapter.visual_counterfactual(prompt, features, self.visual_mode), completion_ids, **kwargs
+                ).logps
         if "temporal" in self.signals:
             orders = self._shuffle_orders(prompt)
             out["temporal"] = out["permutation"] = None

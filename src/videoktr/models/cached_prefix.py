@@ -232,11 +232,13 @@ class CachedPrefixStrategy:
             out = forward(input_ids=completion_ids, position_ids=positions.expand(3, num_completions, length),
                           cache=cache, use_cache=True)
             return getattr(out, output)
-        model = self.adapter.inner.language_model
-        mask = packed_completion_mask(num_completions, length, cache.get_seq_length(), completion_ids.device)
-        if model.config._attn_implementation == "eager":  # eager adds the mask to the scores
-            mask = torch.zeros(mask.shape, dtype=model.dtype, device=mask.device).masked_fill(
-                ~mask, torch.finfo(model.dtype).min)
+        # Additive, in the model's dtype: eager adds it to the scores, and sdpa, given a boolean
+        # mask, would make (and keep for the backward) a float copy of it in every layer.
+        dtype = self.adapter.inner.language_model.dtype
+        allowed = packed_completion_mask(num_completions, length, cache.get_seq_length(), completion_ids.device)
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+            ~allowed, torch.finfo(dtype).min)
+        del allowed
         out = forward(input_ids=completion_ids.reshape(1, -1), position_ids=positions.repeat(1, 1, num_completions),
                       cache=cache, attention_mask=mask, use_cache=True)
         return getattr(out, output).reshape(num_completions, length, -1)
