@@ -62,7 +62,9 @@ def set_prefill_chunking(model: torch.nn.Module, tokens: int | None) -> None:
     tokens at a time, each chunk attending to the KV cache of those before it (None: the whole
     prompt in one call). Equal to one call up to floating-point rounding (the same attention,
     computed in blocks); it bounds the decoder's activations and attention scores by the chunk
-    instead of the prompt, which on a long video is most of the memory beyond the KV cache. The
+    instead of the prompt, which on a long video is most of the memory beyond the KV cache. Under
+    gradient each chunk is checkpointed, and the completions run packed into one sequence over
+    the prompt's cache (``CachedPrefixStrategy._chunked_prefix``, ``_completions``). The
     root-forward strategy (FSDP, ZeRO-3) runs the prompt in one call."""
     _set_model_option(model, PREFILL_CHUNK_ATTRIBUTE, tokens, "prefill chunk tokens")
 

@@ -7,8 +7,9 @@ A scoring pass (``score_completions``):
    visual features *already computed* (transformers' ``mm_encoder_outputs`` argument), in
    chunks of tokens when ``prefill_chunk_tokens`` is set, and leaves a KV cache;
 2. the ``G`` completions run as one ``[G, T]`` batch on top of that cache, which each layer
-   broadcasts to the batch as it attends (``share_cache``): the prompt is neither recomputed
-   nor its cache copied per completion;
+   broadcasts to the batch as it attends (``share_cache``), or, with ``prefill_chunk_tokens``,
+   packed into one sequence behind it (``packed_completion_mask``): the prompt is neither
+   recomputed nor its cache copied per completion;
 3. log-probs (and, for the real input, the entropy) come from the decoder's hidden states chunk
    by chunk through ``lm_head`` (``QwenVLAdapter.logps_from_hidden``): no ``[G, T, vocab]``
    logits tensor is ever built.
@@ -147,7 +148,7 @@ class CachedPrefixStrategy:
         adapter = self.adapter
         input_ids = variant.input_ids
         placeholder_ids = {"image": adapter.image_token_id, "video": adapter.video_token_id}
-        features_used = dict.fromkeys(placeholder_ids, 0)
+        rows_used = dict.fromkeys(placeholder_ids, 0)  # feature rows given to earlier chunks
         key_pieces: list[list[torch.Tensor]] = []
         value_pieces: list[list[torch.Tensor]] = []
         for start in range(0, input_ids.shape[1], step):
@@ -156,10 +157,11 @@ class CachedPrefixStrategy:
             for key, output in variant.encoder_outputs.items():
                 count = int((chunk_ids == placeholder_ids[key]).sum())
                 if count:
-                    first = features_used[key]
-                    features[key] = adapter.feature_rows(output, first, first + count)
-                    features_used[key] = first + count
+                    features[key] = adapter.feature_rows(output, rows_used[key], rows_used[key] + count)
+                    rows_used[key] += count
 
+            # The pieces are copied into the defaults because the lists grow with later chunks,
+            # and the backward pass must run this chunk again on the pieces it first saw.
             def run_chunk(chunk_ids=chunk_ids, features=features, start=start,
                           keys=[list(layer) for layer in key_pieces], values=[list(layer) for layer in value_pieces]):
                 cache = _read_only_cache(keys, values) if keys else None
