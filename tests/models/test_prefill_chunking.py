@@ -153,3 +153,35 @@ def test_packing_follows_the_attention_implementation(implementation):
     else:
         model.model.language_model.config._attn_implementation = implementation
         assert not get_adapter(model).strategy._packs_completions()
+
+
+def test_a_repeated_prompt_cache_runs_the_completions_as_a_batch():
+    """A prompt cache that share_cache had to repeat (sliding-window layers) has the batch of
+    the completions: they then run as a batch even with packing on, and give the same states."""
+    model, processor = build_tiny_model("qwen2_vl", seed=0)
+    adapter = get_adapter(model)
+    prompt = adapter.prepare(process(processor, video=make_video(5, frames=4)))
+    ids, _ = make_completions(model)
+    variant = adapter.real_variant(prompt, adapter.encode(prompt))
+    positions = adapter.rope_positions(variant, ids.shape[1])
+    prompt_length = prompt.input_ids.shape[1]
+
+    def completions(repeat: bool):
+        with torch.no_grad():
+            out = adapter.inner(input_ids=prompt.input_ids, position_ids=positions[:, :, :prompt_length],
+                                mm_encoder_outputs=variant.encoder_outputs, use_cache=True)
+            cache = out.cache
+            if repeat:
+                cache.batch_repeat_interleave(ids.shape[0])
+            else:
+                cache = share_cache(cache, ids.shape[0])
+            strategy = get_adapter(model).strategy
+            assert strategy._packs_completions(cache) is not repeat
+            return strategy._completions(adapter.inner, cache, ids, positions[:, :, prompt_length:],
+                                         "last_hidden_state")
+
+    set_prefill_chunking(model, 1000)
+    try:
+        torch.testing.assert_close(completions(repeat=True), completions(repeat=False), atol=1e-5, rtol=1e-4)
+    finally:
+        set_prefill_chunking(model, None)

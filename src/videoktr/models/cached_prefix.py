@@ -208,12 +208,14 @@ class CachedPrefixStrategy:
         return adapter.logps_from_hidden(predictors, completion_ids, chunk_size, with_entropy, temperature,
                                          with_gradient_weight)
 
-    def _packs_completions(self) -> bool:
+    def _packs_completions(self, cache=None) -> bool:
         """Whether the completions run packed into one sequence (``_completions``): with a
-        chunked prefill (``prefill_chunk_tokens``, the long-prompt setting) and an attention
-        that takes an arbitrary mask (``sdpa``, ``eager``; not ``flash_attention_2``)."""
+        chunked prefill (``prefill_chunk_tokens``, the long-prompt setting), an attention that
+        takes an arbitrary mask (``sdpa``, ``eager``; not ``flash_attention_2``), and a prompt
+        cache of batch 1 (``share_cache`` repeats a cache with sliding-window layers instead)."""
         implementation = self.adapter.inner.language_model.config._attn_implementation
-        return self.adapter.prefill_chunk_tokens is not None and implementation in ("sdpa", "eager")
+        shared = cache is None or all(isinstance(layer, _ReadOnlyLayer) for layer in cache.layers)
+        return self.adapter.prefill_chunk_tokens is not None and implementation in ("sdpa", "eager") and shared
 
     def _completions(self, forward: Callable, cache, completion_ids: torch.Tensor, positions: torch.Tensor,
                      output: str) -> torch.Tensor:
@@ -230,7 +232,7 @@ class CachedPrefixStrategy:
         prompt's share is most of it. The price: each query's attention spans the other
         completions too (masked), ``P + G x T`` keys instead of ``P + T``."""
         num_completions, length = completion_ids.shape
-        if not self._packs_completions():
+        if not self._packs_completions(cache):
             out = forward(input_ids=completion_ids, position_ids=positions.expand(3, num_completions, length),
                           cache=cache, use_cache=True)
             return getattr(out, output)
