@@ -232,7 +232,8 @@ class VideoGRPOConfig(TrainingArguments):
     encoder_chunk_groups: int | None = field(
         default=None,
         metadata={"help": "temporal groups per vision-encoder call on a video (exact; bounds the encoder's memory "
-                          "on long videos); unset: the whole video in one call"},
+                          "on long videos, each chunk checkpointed in the loss when the encoder trains); unset: the "
+                          "whole video in one call"},
     )
     prefill_chunk_tokens: int | None = field(
         default=None,
