@@ -24,11 +24,16 @@ def trainer_from_argv():
 
 
 def finish(trainer, report: dict | None) -> None:
-    """Rank 0 writes ``report`` as JSON to VIDEOKTR_DDP_REPORT; then every rank leaves together
-    and tears the process group down (as videoktr train does): left to interpreter exit, gloo
-    aborted a rank now and then after the report was written."""
+    """Rank 0 writes ``report`` as JSON to VIDEOKTR_DDP_REPORT; then every rank leaves together,
+    tears the process group down (as videoktr train does) and exits without the interpreter's
+    teardown: left to it, gloo aborted a rank now and then after the report was written, even
+    with the group down ("terminate called without an active exception", a native thread still
+    joinable; benchmarks/distributed_check.py and tests/models/fsdp_worker.py leave the same way)."""
     if report is not None:
         with open(os.environ["VIDEOKTR_DDP_REPORT"], "w") as handle:
             json.dump(report, handle)
     dist.barrier()
     trainer.accelerator.end_training()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
