@@ -178,3 +178,35 @@ def test_weight_buckets_keep_order_and_dtype_and_respect_the_size():
     assert [[name for name, _ in bucket] for bucket in buckets] == [["a", "b"], ["c"], ["d"], ["e"]]
     with pytest.raises(ValueError, match="weight_sync must be one of"):
         VLLMRolloutBackend(None, port=1, weight_sync="nfs")  # before any connection is tried
+
+
+@pytest.mark.parametrize("weight_sync", ["collective", "safetensors"])
+def test_a_lora_policy_sends_its_merged_weights_under_the_base_names(stand_in_server, tmp_path, weight_sync):
+    """With LoRA the engine gets what ``merge_and_unload`` would give, named as the base
+    checkpoint, without the trained model being merged (its adapters stay separate)."""
+    import copy
+
+    from videoktr.models import add_lora
+
+    base, processor = build_tiny_model("qwen2_5_vl", seed=0)
+    policy = add_lora(base, r=4)
+    with torch.no_grad():  # trained adapters (B starts at zero, which would hide a missing delta)
+        for name, parameter in policy.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.1)
+    merged = copy.deepcopy(policy).merge_and_unload()
+    engine = StandInEngine(model=merged)
+    backend = VLLMRolloutBackend(processor, port=stand_in_server(engine), timeout=30, weights_dir=tmp_path / "w",
+                                 weight_sync=weight_sync, wait_for_everyone=lambda: None)
+    backend.sync_weights(policy, 0)
+    received = engine.received if weight_sync == "collective" else engine.loaded
+    expected = checkpoint_state_dict(merged) if weight_sync == "collective" else merged.state_dict()
+    assert received.keys() == expected.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(received[name], tensor, atol=1e-6, rtol=1e-6, msg=name)
+    fresh = build_tiny_model("qwen2_5_vl", seed=0)[0]  # the same initial weights, without adapters
+    unmerged = checkpoint_state_dict(fresh) if weight_sync == "collective" else fresh.state_dict()
+    moved = [name for name, tensor in received.items() if not torch.equal(tensor, unmerged[name])]
+    assert moved and all(name.endswith("proj.weight") for name in moved)  # the adapted projections only
+    assert any(".lora_" in name for name, _ in policy.named_parameters())  # the policy was not merged
+    backend.close()

@@ -23,7 +23,7 @@ import torch
 from tests.data.media import write_video
 from videoktr.attribution import KeyTokenAttributor
 from videoktr.cli import main
-from videoktr.models import load_local_model
+from videoktr.models import add_lora, base_model, load_local_model
 from videoktr.models.generation import generate_completions
 from videoktr.models.tiny import save_tiny_model
 from videoktr.rollout import (
@@ -110,6 +110,34 @@ def test_greedy_tokens_and_logprobs_match_the_trainers_before_and_after_a_weight
     backend.close()
 
 
+def test_a_lora_policy_samples_on_the_engine_with_its_merged_weights(served, tmp_path):
+    """LoRA: the engine serves the base architecture, and after a sync samples as the policy with
+    its adapters on (not as the base model it started from)."""
+    model_dir, port = served
+    base, processor = load_local_model(model_dir)
+    policy = add_lora(base, r=4).eval()  # peft returns it in training mode: LoRA dropout on
+    generator = torch.Generator().manual_seed(1)
+    # Trained adapters (B is zero at initialisation), moving the weights about as much as the
+    # first test's update does: far larger moves make the engine's CPU kernels and transformers'
+    # part by tenths of a nat for a plain model too.
+    with torch.no_grad():
+        for name, parameter in policy.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
+    backend = VLLMRolloutBackend.for_model(base_model(policy), processor, port=port, timeout=30,
+                                           weights_dir=tmp_path / "w")
+    assert backend.sync_weights(policy, step=7) == "gloo_broadcast"
+    requests = requests_for(processor)
+    greedy = SamplingSettings(num_generations=1, max_completion_length=16, temperature=0)
+    for request, sampled in zip(requests, backend.sample(requests, greedy)):
+        _assert_greedy_agrees(policy, processor, request, sampled.completion_ids, 16)
+    sampling = SamplingSettings(num_generations=4, max_completion_length=12)
+    assert _largest_logp_gap(policy, processor, backend, requests, sampling) < TIE_NATS
+    fresh, _ = load_local_model(model_dir)  # the weights the engine had before: far from what it samples now
+    assert _largest_logp_gap(fresh, processor, backend, requests, sampling) > 4 * TIE_NATS
+    backend.close()
+
+
 def _largest_logp_gap(model, processor, backend, requests, sampling):
     """The largest |trainer log-prob - engine log-prob| over the tokens the engine samples."""
     gaps = []
@@ -159,6 +187,25 @@ def test_two_training_steps_with_the_vllm_backend(served, video_dataset, tmp_pat
         assert entry["completion_length"] > 0
     dumps = sorted((out / "rollouts").glob("*.jsonl"))
     assert len(dumps) == 2 and all(path.read_text().strip() for path in dumps)
+
+
+def test_two_lora_training_steps_with_the_vllm_backend(served, video_dataset, tmp_path):
+    """``use_peft`` with the engine: it samples from the merged weights after every step, so the
+    sampler's log-probs stay the policy's (LoRA dropout off, or it would move them itself)."""
+    model_dir, port = served
+    out = tmp_path / "lora"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["train", *_train_flags(model_dir, video_dataset, out, port, "--per_device_train_batch_size", "2",
+                                            "--use_peft", "true", "--lora_r", "4", "--lora_dropout", "0.0")])
+    assert code == 0
+    assert (out / "checkpoint-2" / "adapter_model.safetensors").exists()
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    logs = [entry for entry in state["log_history"] if "loss" in entry]
+    assert len(logs) == 2
+    for entry in logs:
+        assert "time/weight_sync_gloo_broadcast_s" in entry
+        assert entry["rollout/logp_mismatch_mean"] < TIE_NATS
 
 
 def test_two_processes_each_get_their_own_rollouts(served, video_dataset, tmp_path):

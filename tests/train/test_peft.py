@@ -97,7 +97,6 @@ def test_train_save_resume_and_merge(tiny_model_dir, dataset_file, tmp_path):
 
 
 def test_lora_keys_are_checked(tmp_path):
-    for flags, message in ((["--lora_r", "0"], "lora_r"), (["--lora_dropout", "1.5"], "lora_dropout"),
-                           (["--rollout_backend", "vllm"], "use_peft with rollout_backend vllm")):
+    for flags, message in ((["--lora_r", "0"], "lora_r"), (["--lora_dropout", "1.5"], "lora_dropout")):
         with pytest.raises(ValueError, match=message):
             load_config(["--model", "m", "--dataset", "d", "--output_dir", str(tmp_path), "--use_peft", "true", *flags])

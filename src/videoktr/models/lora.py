@@ -49,3 +49,24 @@ def reference_mode(model: torch.nn.Module) -> Iterator[None]:
     """Inside, ``model`` (a ``peft`` model) computes as its base: the adapters are off."""
     with model.disable_adapter():
         yield
+
+
+@torch.no_grad()
+def merged_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A ``peft`` model's weights as the merged model holds them, under the base model's names
+    (``base_model(model).state_dict()`` without ``.base_layer``): each adapted layer's weight
+    plus its active adapters' delta (peft's ``get_delta_weight``, ``scale * B @ A``), the adapter
+    tensors left out. What an inference engine serving the base architecture needs after each
+    step (``rollout_backend: vllm``); nothing of the trained model is changed (no merge in place)."""
+    from peft.tuners.lora import LoraLayer
+
+    base = base_model(model)
+    weights = {name.replace(".base_layer.", "."): tensor for name, tensor in base.state_dict().items()
+               if ".lora_" not in name}
+    for name, module in base.named_modules():
+        if isinstance(module, LoraLayer) and not module.merged:
+            key = f"{name}.weight"
+            for adapter in module.active_adapters:
+                if adapter in module.lora_A:
+                    weights[key] = weights[key] + module.get_delta_weight(adapter).to(weights[key].dtype)
+    return weights

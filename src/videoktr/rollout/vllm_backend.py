@@ -39,6 +39,7 @@ from ..data.pixels import PixelBudget
 from ..data.prompts import build_engine_prompt
 from ..models.generation import eos_token_ids
 from ..models.loading import checkpoint_state_dict
+from ..models.lora import base_model, is_peft_model, merged_weights
 from . import vllm_server
 from .base import RolloutRequest, SampledCompletions, SamplingSettings
 
@@ -226,9 +227,14 @@ class VLLMRolloutBackend:
     def sync_weights(self, model: torch.nn.Module, step: int, state_dict: dict | None = None) -> str:
         """Send ``model``'s weights (or ``state_dict``, a full one, e.g. gathered from FSDP
         shards) from the main process and have the server reload them; every process then waits
-        until they are in. Returns the path they took: ``gloo_broadcast``, ``nccl_broadcast``
-        or ``safetensors``."""
+        until they are in. A ``peft`` model sends its merged weights (``models.lora.merged_weights``).
+        Returns the path they took: ``gloo_broadcast``, ``nccl_broadcast`` or ``safetensors``."""
         start = time.perf_counter()
+        if is_peft_model(model):  # the engine serves the base architecture: send the merged weights
+            if state_dict is not None:
+                raise ValueError("LoRA adapters with weights gathered from FSDP / ZeRO-3 shards are not supported "
+                                 "by the vllm rollout backend")
+            state_dict, model = merged_weights(model), base_model(model)
         if self.weight_sync == "safetensors":
             path = "safetensors"
             if self.is_main_process:

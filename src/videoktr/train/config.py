@@ -339,9 +339,6 @@ class VideoGRPOConfig(TrainingArguments):
             if missing:
                 raise ConfigError(f"ktr_ratio gives no ratio for {missing}; give one per signal in ktr_signals")
         if self.use_peft:
-            if self.rollout_backend == "vllm":
-                raise ConfigError("use_peft with rollout_backend vllm is not supported yet: the engine would need the "
-                                  "merged weights after every step; sample with rollout_backend hf")
             if not isinstance(self.lora_r, int) or self.lora_r < 1:
                 raise ConfigError(f"lora_r={self.lora_r!r} must be a positive integer")
             if not 0.0 <= self.lora_dropout < 1.0:
