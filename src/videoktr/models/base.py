@@ -182,14 +182,8 @@ class QwenVLAdapter:
         self.encoder_calls += 1
         chunk = self.encoder_chunk_groups
         if chunk is None or all(int(groups) <= chunk for groups in grid[:, 0]):
-            return self._decoder_features(self.inner.get_video_features(pixel_values_videos, grid, return_dict=True))
+            return self.decoder_features(self.inner.get_video_features(pixel_values_videos, grid, return_dict=True))
         return self._encode_video_in_chunks(pixel_values_videos, grid, chunk)
-
-    def _decoder_features(self, output):
-        """What the decoder reads of an encoder output (the merged embeddings, Qwen3-VL's
-        deepstack features), without the encoder's last hidden state, which is several times
-        their size and would otherwise live as long as the features do."""
-        return self.map_features(output, lambda item: item)
 
     def _encode_video_in_chunks(self, pixel_values_videos: torch.Tensor, grid: torch.Tensor, chunk: int):
         """The encoder over ``chunk`` temporal groups at a time, its outputs joined: the same
@@ -228,26 +222,40 @@ class QwenVLAdapter:
         return type(first)(**fields)
 
     def _video_chunk_features(self, pixels: torch.Tensor, grid: torch.Tensor):
-        return self._decoder_features(self.inner.get_video_features(pixels, grid, return_dict=True))
+        return self.decoder_features(self.inner.get_video_features(pixels, grid, return_dict=True))
 
     def encode_image(self, pixel_values: torch.Tensor, grid: torch.Tensor):
         """The vision encoder on an image's pixels (counted in ``encoder_calls``)."""
         self.encoder_calls += 1
-        return self._decoder_features(self.inner.get_image_features(pixel_values, grid, return_dict=True))
+        return self.decoder_features(self.inner.get_image_features(pixel_values, grid, return_dict=True))
 
     def encode(self, prompt: PromptInputs) -> dict:
         """Run the vision encoder once for the prompt's image(s) and video."""
         return self.strategy.encode(prompt)
 
     @staticmethod
+    def map_feature_tuples(output, transform: Callable[[tuple], tuple]):
+        """A copy of an encoder output holding only what the decoder reads, with ``transform``
+        applied to each tuple of per-item feature tensors: the merged embeddings, and per layer
+        Qwen3-VL's deepstack features (laid out row for row like them)."""
+        fields = {"pooler_output": transform(tuple(output.pooler_output))}
+        deepstack = getattr(output, "deepstack_features", None)
+        if deepstack is not None:
+            fields["deepstack_features"] = [transform(tuple(layer)) for layer in deepstack]
+        return type(output)(**fields)
+
+    @staticmethod
     def map_features(output, transform: Callable[[torch.Tensor], torch.Tensor]):
         """A copy of an encoder output with ``transform`` applied to every visual feature tensor
         the decoder reads (the merged embeddings, and Qwen3-VL's deepstack features)."""
-        fields = {"pooler_output": tuple(transform(item) for item in output.pooler_output)}
-        deepstack = getattr(output, "deepstack_features", None)
-        if deepstack is not None:
-            fields["deepstack_features"] = [tuple(transform(item) for item in layer) for layer in deepstack]
-        return type(output)(**fields)
+        return QwenVLAdapter.map_feature_tuples(output, lambda items: tuple(transform(item) for item in items))
+
+    @staticmethod
+    def decoder_features(output):
+        """What the decoder reads of an encoder output (the merged embeddings, Qwen3-VL's
+        deepstack features), without the encoder's last hidden state, which is several times
+        their size and would otherwise live as long as the features do."""
+        return QwenVLAdapter.map_feature_tuples(output, lambda items: items)
 
     @staticmethod
     def feature_rows(output, start: int, stop: int):
@@ -255,7 +263,7 @@ class QwenVLAdapter:
         features of the prompt's ``start``-th to ``stop``-th placeholder token), as views of the
         items they lie in: a prefill chunk's share of the features, with nothing copied."""
 
-        def rows(items) -> tuple:
+        def rows(items: tuple) -> tuple:
             taken, offset = [], 0
             for item in items:
                 low, high = max(start - offset, 0), min(stop - offset, item.shape[0])
@@ -264,11 +272,7 @@ class QwenVLAdapter:
                 offset += item.shape[0]
             return tuple(taken)
 
-        fields = {"pooler_output": rows(output.pooler_output)}
-        deepstack = getattr(output, "deepstack_features", None)
-        if deepstack is not None:
-            fields["deepstack_features"] = [rows(layer) for layer in deepstack]
-        return type(output)(**fields)
+        return QwenVLAdapter.map_feature_tuples(output, rows)
 
     # ------------------------------------------------------------------ variants
 

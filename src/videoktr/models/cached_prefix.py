@@ -72,11 +72,17 @@ def _read_only_cache(key_pieces: list[list[torch.Tensor]], value_pieces: list[li
     return cache
 
 
+def _full_attention_layers(cache) -> bool:
+    """Whether every layer of ``cache`` is a plain full-attention one (no sliding window), which
+    a read-only layer can stand for."""
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
 def share_cache(cache, num_completions: int):
     """The prompt's ``cache`` made to serve ``num_completions`` sequences in one forward: its
     layers shared across the batch (``_ReadOnlyLayer``) when they are plain full-attention
     layers, else (a sliding window, say) repeated ``num_completions`` times."""
-    if all(type(layer) is DynamicLayer for layer in cache.layers):
+    if _full_attention_layers(cache):
         return _read_only_cache([[layer.keys] for layer in cache.layers], [[layer.values] for layer in cache.layers])
     cache.batch_repeat_interleave(num_completions)
     return cache
@@ -172,21 +178,20 @@ class CachedPrefixStrategy:
                     cache=cache,
                     use_cache=True,
                 )
-                if cache is None and not all(type(layer) is DynamicLayer for layer in out.cache.layers):
+                if cache is None and not _full_attention_layers(out.cache):
                     raise ValueError("prefill_chunk_tokens needs a decoder whose layers all attend to the whole "
                                      "prompt (no sliding window); unset it for this model")
                 states = [layer.new_states if cache is not None else (layer.keys, layer.values)
                           for layer in out.cache.layers]
-                return out.last_hidden_state[:, -1:], *(state for pair in states for state in pair)
+                return out.last_hidden_state[:, -1:], states
 
             if torch.is_grad_enabled():
-                last_hidden, *states = checkpoint(run_chunk, use_reentrant=False)
+                last_hidden, states = checkpoint(run_chunk, use_reentrant=False)
             else:
-                last_hidden, *states = run_chunk()
+                last_hidden, states = run_chunk()
             if not key_pieces:
-                key_pieces = [[] for _ in range(len(states) // 2)]
-                value_pieces = [[] for _ in range(len(states) // 2)]
-            for layer, (keys, values) in enumerate(zip(states[::2], states[1::2])):
+                key_pieces, value_pieces = [[] for _ in states], [[] for _ in states]
+            for layer, (keys, values) in enumerate(states):
                 key_pieces[layer].append(keys)
                 value_pieces[layer].append(values)
         return last_hidden, _read_only_cache(key_pieces, value_pieces)
@@ -247,15 +252,6 @@ class CachedPrefixStrategy:
                       cache=cache, attention_mask=mask, use_cache=True)
         return getattr(out, output).reshape(num_completions, length, -1)
 
-    @staticmethod
-    def _repeat_features(output, times: int):
-        """An encoder output whose per-item tuples hold ``times`` copies (one per sequence)."""
-        fields = {"pooler_output": tuple(output.pooler_output) * times}
-        deepstack = getattr(output, "deepstack_features", None)
-        if deepstack is not None:
-            fields["deepstack_features"] = [tuple(layer) * times for layer in deepstack]
-        return type(output)(**fields)
-
     def policy_logits(self, forward: Callable, prompt: PromptInputs, completion_ids: torch.Tensor,
                       share_prefix: bool, features: dict | None = None) -> torch.Tensor:
         """With ``share_prefix`` the prompt runs once on the inner modules and the completions
@@ -275,7 +271,9 @@ class CachedPrefixStrategy:
             logits = self._completions(forward, cache, completion_ids, positions[:, :, prompt_length:], "logits")
             return torch.cat([first_logits, logits[:, :-1]], dim=1)
         full_ids = torch.cat([variant.input_ids.expand(num_completions, -1), completion_ids], dim=1)
-        repeated = {key: self._repeat_features(output, num_completions) for key, output in features.items()}
+        # Each per-item tuple holds num_completions copies, one per sequence of the batch.
+        repeated = {key: adapter.map_feature_tuples(output, lambda items: items * num_completions)
+                    for key, output in features.items()}
         out = forward(
             input_ids=full_ids,
             position_ids=positions.expand(3, num_completions, -1),

@@ -93,8 +93,8 @@ class RootForwardStrategy:
         )
         features = {}
         for key, output in (("image", out.image_outputs), ("video", out.video_outputs)):
-            if output is not None:  # keep what the decoder reads, not the encoder's hidden states
-                features[key] = adapter.map_features(output, lambda item: item)
+            if output is not None:
+                features[key] = adapter.decoder_features(output)
         self._stash = _StashedPrefix(prompt.input_ids, features, out.logits[:, -1:], out.cache)
         return features
 
